@@ -1,0 +1,153 @@
+//! The `Backend` trait: the seam every store plugs into.
+
+use std::future::{ready, Future};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::key::{KeyRef, StrictKeys};
+use crate::{CachedFunction, Error};
+
+/// A function's resolved `limit` and `expire`. `None` means unlimited / never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Most live entries.
+    pub limit: Option<usize>,
+    /// Milliseconds an entry lives.
+    pub expire_ms: Option<u64>,
+}
+
+/// The answer to a lookup: the value, or what the store needs to fill the key later.
+#[derive(Debug)]
+pub enum Lookup<V, T> {
+    /// The stored value.
+    Hit(V),
+    /// No value; the ticket goes back to the store with the computed value.
+    Miss(T),
+}
+
+/// Counts a store keeps and reports through [`Backend::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Entries removed to respect `limit`.
+    pub evictions: u64,
+    /// Entries removed because they expired.
+    pub expirations: u64,
+    /// Entries stored now, where known.
+    pub len: Option<usize>,
+}
+
+/// Permission to store one computed value, valid only while no clear has begun since
+/// the computation started.
+///
+/// A store checks [`is_current`](Fill::is_current) under the same lock (or in the
+/// same atomic script) as its write, and a clear advances the generation before it
+/// removes anything. So a computation that began before a clear can never store its
+/// value after that clear.
+#[derive(Debug)]
+pub struct Fill<'a, T> {
+    generation: &'a AtomicU64,
+    started: u64,
+    /// What the store's lookup handed out with the miss.
+    pub ticket: T,
+}
+
+impl<'a, T> Fill<'a, T> {
+    /// A fill for a computation that started at generation `started`.
+    pub fn new(generation: &'a AtomicU64, started: u64, ticket: T) -> Self {
+        Fill { generation, started, ticket }
+    }
+
+    /// Whether no clear has begun since the computation started.
+    pub fn is_current(&self) -> bool {
+        self.generation.load(Ordering::Acquire) == self.started
+    }
+}
+
+/// A store for one cached function's entries.
+///
+/// `K` is the function's owned argument tuple and `V` the value it caches. The
+/// function handle drives a backend; single-flight, statistics and the clear-versus-fill
+/// generation live in the handle, so a backend only stores, finds and removes.
+/// The `*_async` methods default to the blocking ones, which suits in-process stores;
+/// network stores override them.
+pub trait Backend<K, V>: Send + Sync + Sized + 'static {
+    /// The backend's name, as in `#[cache(backend = "...")]` and in keys.
+    const NAME: &'static str;
+    /// What a miss hands to the later fill.
+    type Ticket: Send + 'static;
+    /// Whether a caller that becomes the leader of a computation looks the key up
+    /// again first, in case a previous leader stored it a moment ago. Worth it when a
+    /// lookup is cheap; a network store may prefer an occasional duplicate computation.
+    const RECHECK_ON_LEAD: bool = true;
+
+    /// Opens the store of `function`. `strict` is given for `strict = true` functions.
+    ///
+    /// # Errors
+    /// When the store cannot be used; the function then runs uncached.
+    fn open(
+        function: &'static CachedFunction,
+        policy: Policy,
+        strict: Option<StrictKeys<K>>,
+    ) -> Result<Self, Error>;
+
+    /// Finds the value of `key`.
+    ///
+    /// # Errors
+    /// When the store cannot be read; the call then computes directly.
+    fn get<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Result<Lookup<V, Self::Ticket>, Error>;
+
+    /// Stores `value` under `key` if `fill` is still current.
+    ///
+    /// # Errors
+    /// When the store cannot be written; the computed value is still returned.
+    fn put(&self, key: K, value: V, fill: Fill<'_, Self::Ticket>) -> Result<(), Error>;
+
+    /// Removes every entry; returns how many there were.
+    ///
+    /// # Errors
+    /// When the store cannot be reached: a clear never fails silently.
+    fn clear(&self) -> Result<usize, Error>;
+
+    /// Removes the entries whose argument `index` encodes to `bytes`, for every
+    /// `(index, bytes)` in `resolved`. Only called on strict functions.
+    ///
+    /// # Errors
+    /// As for [`clear`](Backend::clear).
+    fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error>;
+
+    /// Evictions, expirations and length.
+    fn stats(&self) -> StoreStats;
+
+    /// [`get`](Backend::get) for `async` callers.
+    fn get_async<'a, Q: KeyRef<K> + Sync + ?Sized>(
+        &'a self,
+        key: &'a Q,
+    ) -> impl Future<Output = Result<Lookup<V, Self::Ticket>, Error>> + Send + 'a
+    where
+        V: Send + 'a,
+    {
+        ready(self.get(key))
+    }
+
+    /// [`put`](Backend::put) for `async` callers.
+    fn put_async<'a>(
+        &'a self,
+        key: K,
+        value: V,
+        fill: Fill<'a, Self::Ticket>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
+        ready(self.put(key, value, fill))
+    }
+
+    /// [`clear`](Backend::clear) for `async` callers.
+    fn clear_async(&self) -> impl Future<Output = Result<usize, Error>> + Send + '_ {
+        ready(self.clear())
+    }
+
+    /// [`clear_by`](Backend::clear_by) for `async` callers.
+    fn clear_by_async<'a>(
+        &'a self,
+        resolved: &'a [(usize, &'a [u8])],
+    ) -> impl Future<Output = Result<usize, Error>> + Send + 'a {
+        ready(self.clear_by(resolved))
+    }
+}

@@ -1,0 +1,319 @@
+//! Process-wide configuration: defaults for `limit` and `expire`, the key prefix and
+//! the Redis URL.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use crate::Error;
+
+/// The default `limit` when neither the attribute nor the environment sets one.
+pub const DEFAULT_LIMIT: i64 = 1000;
+/// The default `expire`, in seconds: one day.
+pub const DEFAULT_EXPIRE: i64 = 86_400;
+/// The default prefix of every key.
+pub const DEFAULT_KEY_PREFIX: &str = "memo";
+/// The default Redis URL.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+static INSTALLED: OnceLock<Config> = OnceLock::new();
+
+/// The configuration of memo-alchemy.
+///
+/// Build one with [`Config::builder`] or read it from `MEMO_*` variables with
+/// [`Config::from_env`], then [`install`](Config::install) it before the first cached
+/// call. Without an installed config the library reads the environment on first use.
+///
+/// ```
+/// use memo_core::Config;
+///
+/// let config = Config::builder().default_limit(500).key_prefix("app").build()?;
+/// assert_eq!(config.default_limit(), 500);
+/// # Ok::<(), memo_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    default_limit: i64,
+    default_expire: i64,
+    key_prefix: String,
+    redis_url: RedisUrl,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            default_limit: DEFAULT_LIMIT,
+            default_expire: DEFAULT_EXPIRE,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            redis_url: RedisUrl(DEFAULT_REDIS_URL.to_owned()),
+        }
+    }
+}
+
+impl Config {
+    /// Starts a builder from the defaults.
+    #[must_use]
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// Reads `MEMO_DEFAULT_LIMIT`, `MEMO_DEFAULT_EXPIRE`, `MEMO_KEY_PREFIX` and
+    /// `MEMO_REDIS_URL`; unset variables keep their defaults.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable and its value when one cannot be used.
+    pub fn from_env() -> Result<Config, Error> {
+        Config::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Config::from_env), reading variables through `var`
+    /// (a map in tests, a secrets store in services).
+    ///
+    /// ```
+    /// use memo_core::Config;
+    ///
+    /// let err = Config::from_vars(|name| (name == "MEMO_DEFAULT_LIMIT").then(|| "-7".to_owned()))
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("MEMO_DEFAULT_LIMIT"));
+    /// assert!(err.to_string().contains("-7"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable and its value when one cannot be used.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let mut builder = Config::builder();
+        if let Some(v) = var("MEMO_DEFAULT_LIMIT") {
+            builder.default_limit = parse_int("MEMO_DEFAULT_LIMIT", &v)?;
+        }
+        if let Some(v) = var("MEMO_DEFAULT_EXPIRE") {
+            builder.default_expire = parse_int("MEMO_DEFAULT_EXPIRE", &v)?;
+        }
+        if let Some(v) = var("MEMO_KEY_PREFIX") {
+            builder.key_prefix = v;
+        }
+        if let Some(v) = var("MEMO_REDIS_URL") {
+            builder.redis_url = v;
+        }
+        builder.build_named(Names::ENV)
+    }
+
+    /// Makes this the process-wide configuration.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyInstalled`] if a configuration is already in force, either
+    /// installed or read from the environment by an earlier cached call.
+    pub fn install(self) -> Result<(), Error> {
+        INSTALLED.set(self).map_err(|_| Error::AlreadyInstalled)
+    }
+
+    /// The configuration in force: the installed one, else the environment's, else
+    /// the defaults (a bad variable is logged and the defaults are used).
+    pub fn global() -> &'static Config {
+        INSTALLED.get_or_init(|| {
+            Config::from_env().unwrap_or_else(|err| {
+                tracing::error!(%err, "memo-alchemy: ignoring the MEMO_* environment");
+                Config::default()
+            })
+        })
+    }
+
+    /// `limit` for functions that do not set one: `-1` unlimited, `0` no caching.
+    pub fn default_limit(&self) -> i64 {
+        self.default_limit
+    }
+
+    /// `expire` in seconds for functions that do not set one: `-1` never, `0` no caching.
+    pub fn default_expire(&self) -> i64 {
+        self.default_expire
+    }
+
+    /// The prefix of every key.
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// The Redis server used by the Redis backends.
+    pub fn redis_url(&self) -> &RedisUrl {
+        &self.redis_url
+    }
+}
+
+/// Builds a [`Config`]; every setter takes and returns the builder.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConfigBuilder {
+    default_limit: i64,
+    default_expire: i64,
+    key_prefix: String,
+    redis_url: String,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        ConfigBuilder {
+            default_limit: DEFAULT_LIMIT,
+            default_expire: DEFAULT_EXPIRE,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            redis_url: DEFAULT_REDIS_URL.to_owned(),
+        }
+    }
+}
+
+/// The names a setting is reported under: builder method or environment variable.
+struct Names {
+    limit: &'static str,
+    expire: &'static str,
+    prefix: &'static str,
+    redis_url: &'static str,
+}
+
+impl Names {
+    const BUILDER: Names = Names {
+        limit: "default_limit",
+        expire: "default_expire",
+        prefix: "key_prefix",
+        redis_url: "redis_url",
+    };
+    const ENV: Names = Names {
+        limit: "MEMO_DEFAULT_LIMIT",
+        expire: "MEMO_DEFAULT_EXPIRE",
+        prefix: "MEMO_KEY_PREFIX",
+        redis_url: "MEMO_REDIS_URL",
+    };
+}
+
+impl ConfigBuilder {
+    /// Most live entries per function when the attribute sets no `limit`.
+    pub fn default_limit(mut self, limit: i64) -> Self {
+        self.default_limit = limit;
+        self
+    }
+
+    /// Seconds an entry lives when the attribute sets no `expire`.
+    pub fn default_expire(mut self, expire: i64) -> Self {
+        self.default_expire = expire;
+        self
+    }
+
+    /// The prefix of every key (Redis keys start with it).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// The Redis server, `redis://[user:password@]host[:port][/db]` or `rediss://` for TLS.
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = url.into();
+        self
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting and its value when one cannot be used.
+    pub fn build(self) -> Result<Config, Error> {
+        self.build_named(Names::BUILDER)
+    }
+
+    fn build_named(self, names: Names) -> Result<Config, Error> {
+        check_policy(names.limit, self.default_limit)?;
+        check_policy(names.expire, self.default_expire)?;
+        if self.key_prefix.is_empty() || self.key_prefix.contains(char::is_whitespace) {
+            return Err(Error::Config {
+                setting: names.prefix,
+                value: self.key_prefix,
+                reason: "use a non-empty prefix without spaces, such as `memo`".into(),
+            });
+        }
+        let url = RedisUrl(self.redis_url);
+        if !(url.0.starts_with("redis://")
+            || url.0.starts_with("rediss://")
+            || url.0.starts_with("unix://"))
+        {
+            return Err(Error::Config {
+                setting: names.redis_url,
+                value: url.to_string(),
+                reason: "use redis://host:port/db, rediss:// for TLS or unix:///path".into(),
+            });
+        }
+        Ok(Config {
+            default_limit: self.default_limit,
+            default_expire: self.default_expire,
+            key_prefix: self.key_prefix,
+            redis_url: url,
+        })
+    }
+}
+
+fn parse_int(setting: &'static str, value: &str) -> Result<i64, Error> {
+    value.trim().parse().map_err(|_| Error::Config {
+        setting,
+        value: value.to_owned(),
+        reason: "expected a whole number: -1 for none, 0 to turn caching off".into(),
+    })
+}
+
+fn check_policy(setting: &'static str, value: i64) -> Result<(), Error> {
+    if value < -1 {
+        return Err(Error::Config {
+            setting,
+            value: value.to_string(),
+            reason: "expected -1 (none), 0 (no caching) or a positive number".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A Redis URL whose password never appears when it is printed.
+///
+/// ```
+/// use memo_core::RedisUrl;
+///
+/// let url = RedisUrl::new("redis://app:s3cret@cache:6379/0");
+/// assert_eq!(url.to_string(), "redis://app:***@cache:6379/0");
+/// assert!(!format!("{url:?}").contains("s3cret"));
+/// assert!(url.expose().contains("s3cret"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> RedisUrl {
+        RedisUrl(url.into())
+    }
+
+    /// The URL with its password, for opening a connection. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = &self.0;
+        let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+            return f.write_str(url);
+        };
+        let rest = &url[scheme_end..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        match rest[..authority_end].rfind('@') {
+            None => f.write_str(url),
+            Some(at) => {
+                let userinfo = &rest[..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                let masked = if userinfo.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    "***".to_owned()
+                };
+                write!(f, "{}{masked}{}", &url[..scheme_end], &rest[at..])
+            }
+        }
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({self})")
+    }
+}

@@ -1,0 +1,178 @@
+//! Single-flight: concurrent misses on one key run the body once. The first caller
+//! leads and computes; the others wait for its value, blocking or as a future.
+//!
+//! A leader that panics, returns an error or is dropped (a cancelled future)
+//! abandons its flight: the waiters wake and one of them leads the next attempt.
+
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use hashbrown::HashTable;
+use parking_lot::{Condvar, Mutex};
+
+/// The in-flight computations of one function, by key.
+#[derive(Debug)]
+pub struct Flights<K, V> {
+    table: Mutex<HashTable<(u64, K, Arc<Flight<V>>)>>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl<K, V> Default for Flights<K, V> {
+    fn default() -> Self {
+        Flights { table: Mutex::new(HashTable::new()), hasher: Default::default() }
+    }
+}
+
+/// One computation that callers may wait for.
+#[derive(Debug)]
+pub struct Flight<V> {
+    /// The clear generation the computation started in.
+    generation: u64,
+    state: Mutex<State<V>>,
+    done: Condvar,
+}
+
+#[derive(Debug)]
+enum State<V> {
+    Running(Vec<Waker>),
+    Done(V),
+    Abandoned,
+}
+
+/// What a caller is to do about a missed key.
+#[derive(Debug)]
+pub enum Role<'a, K, V> {
+    /// Compute; the guard publishes the value or, dropped, abandons the flight.
+    Lead(Leader<'a, K, V>),
+    /// Wait for the leader.
+    Wait(Arc<Flight<V>>),
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
+    /// Joins the flight for `key` started in `generation`, or starts one.
+    pub fn join(&self, key: &K, generation: u64) -> Role<'_, K, V> {
+        let hash = self.hasher.hash_one(key);
+        let mut table = self.table.lock();
+        let fresh = || Arc::new(Flight { generation, state: Mutex::new(State::Running(Vec::new())), done: Condvar::new() });
+        match table.find_mut(hash, |(_, k, _)| k == key) {
+            Some((_, _, flight)) if flight.generation == generation && flight.is_running() => {
+                Role::Wait(Arc::clone(flight))
+            }
+            // A flight from before a clear, or one that just ended: lead a new one.
+            Some((_, _, flight)) => {
+                *flight = fresh();
+                Role::Lead(Leader { flights: self, hash, flight: Arc::clone(flight), finished: false })
+            }
+            None => {
+                let flight = fresh();
+                table.insert_unique(hash, (hash, key.clone(), Arc::clone(&flight)), |(h, _, _)| *h);
+                Role::Lead(Leader { flights: self, hash, flight, finished: false })
+            }
+        }
+    }
+
+}
+
+impl<K, V> Flights<K, V> {
+    /// Forgets `flight`, unless a newer flight for its key replaced it.
+    fn remove(&self, hash: u64, flight: &Arc<Flight<V>>) {
+        let mut table = self.table.lock();
+        if let Ok(entry) = table.find_entry(hash, |(_, _, f)| Arc::ptr_eq(f, flight)) {
+            entry.remove();
+        }
+    }
+}
+
+impl<V: Clone> Flight<V> {
+    fn is_running(&self) -> bool {
+        matches!(*self.state.lock(), State::Running(_))
+    }
+
+    /// Blocks until the leader finishes: its value, or `None` if it gave up.
+    pub fn wait(&self) -> Option<V> {
+        let mut state = self.state.lock();
+        loop {
+            match &*state {
+                State::Running(_) => self.done.wait(&mut state),
+                State::Done(v) => return Some(v.clone()),
+                State::Abandoned => return None,
+            }
+        }
+    }
+
+    /// Waits without blocking a thread.
+    pub fn wait_async(self: Arc<Self>) -> WaitFuture<V> {
+        WaitFuture { flight: self }
+    }
+
+}
+
+impl<V> Flight<V> {
+    fn finish(&self, outcome: State<V>) {
+        let wakers = match std::mem::replace(&mut *self.state.lock(), outcome) {
+            State::Running(wakers) => wakers,
+            _ => Vec::new(),
+        };
+        self.done.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// The future of [`Flight::wait_async`].
+#[derive(Debug)]
+pub struct WaitFuture<V> {
+    flight: Arc<Flight<V>>,
+}
+
+impl<V: Clone> Future for WaitFuture<V> {
+    type Output = Option<V>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<V>> {
+        let mut state = self.flight.state.lock();
+        match &mut *state {
+            State::Running(wakers) => {
+                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            State::Done(v) => Poll::Ready(Some(v.clone())),
+            State::Abandoned => Poll::Ready(None),
+        }
+    }
+}
+
+/// The leader's side of a flight. Dropping it without [`publish`](Leader::publish)
+/// (a panic, an `Err`, a cancelled future) wakes the waiters to try again.
+#[derive(Debug)]
+pub struct Leader<'a, K, V> {
+    flights: &'a Flights<K, V>,
+    hash: u64,
+    flight: Arc<Flight<V>>,
+    finished: bool,
+}
+
+impl<K, V> Leader<'_, K, V> {
+    /// The generation the computation started in.
+    pub fn generation(&self) -> u64 {
+        self.flight.generation
+    }
+
+    /// Hands `value` to every waiter.
+    pub fn publish(mut self, value: V) {
+        self.finished = true;
+        self.flight.finish(State::Done(value));
+    }
+}
+
+impl<K, V> Drop for Leader<'_, K, V> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.flight.finish(State::Abandoned);
+        }
+        self.flights.remove(self.hash, &self.flight);
+    }
+}

@@ -1,0 +1,250 @@
+//! `CachedFunction`: what the program knows about one cached function before it is
+//! ever called (its path, backend, arguments and dependencies), and the handles it
+//! has opened since.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+
+use crate::key::Selector;
+use crate::{CacheStats, Error};
+
+/// One cached function, registered statically by `#[cache]`.
+///
+/// Every cached function of the program is listed by [`registry`](crate::registry),
+/// whether or not it has run. Clearing through it cascades to its dependents.
+pub struct CachedFunction {
+    decl: Decl,
+    path: OnceLock<Box<str>>,
+    opened: OnceLock<Opened>,
+    /// Handles of further instantiations (a method of a generic `impl` whose key
+    /// mentions the type parameter); rare, so a lock is fine.
+    more: Mutex<Vec<Opened>>,
+}
+
+/// The static facts `#[cache]` records about a function.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Decl {
+    pub name: &'static str,
+    /// `type_name` of a type declared inside the function's registration fn: its
+    /// path names the module, and the `impl` type for methods.
+    pub anchor: fn() -> &'static str,
+    pub backend: &'static str,
+    pub strict: bool,
+    pub is_async: bool,
+    pub arg_names: &'static [&'static str],
+    /// The owned type of each argument, as written (`str` for `&str`).
+    pub arg_types: &'static [&'static str],
+    /// Arguments and return type as written, for the key fingerprint.
+    pub signature: &'static str,
+    pub limit: Option<i64>,
+    pub expire: Option<i64>,
+    pub key_prefix: Option<&'static str>,
+    pub dependencies: &'static [fn() -> &'static CachedFunction],
+}
+
+/// An opened handle, reachable both typed (`any`) and erased (`control`).
+#[derive(Clone, Copy)]
+struct Opened {
+    type_id: TypeId,
+    any: &'static (dyn Any + Send + Sync),
+    control: &'static dyn CacheControl,
+}
+
+/// The operations every opened function handle offers whatever its types.
+pub trait CacheControl: Send + Sync {
+    /// Removes this handle's entries, without cascading.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn clear_own(&self) -> Result<usize, Error>;
+    /// Removes this handle's entries that match `selector`, or all of them when the
+    /// selector names an argument this function lacks, without cascading.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn clear_own_by(&self, selector: &Selector) -> Result<usize, Error>;
+    /// [`clear_own`](CacheControl::clear_own) for `async` callers.
+    fn clear_own_async(&self) -> crate::BoxFuture<'_, Result<usize, Error>>;
+    /// [`clear_own_by`](CacheControl::clear_own_by) for `async` callers.
+    fn clear_own_by_async<'a>(
+        &'a self,
+        selector: &'a Selector,
+    ) -> crate::BoxFuture<'a, Result<usize, Error>>;
+    /// This handle's counters.
+    fn stats(&self) -> CacheStats;
+}
+
+impl CachedFunction {
+    #[doc(hidden)]
+    pub const fn __new(decl: Decl) -> CachedFunction {
+        CachedFunction {
+            decl,
+            path: OnceLock::new(),
+            opened: OnceLock::new(),
+            more: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The function's full path: `crate::module::name`, or
+    /// `crate::module::Type::name` for a method.
+    pub fn path(&self) -> &str {
+        self.path.get_or_init(|| {
+            let anchor = (self.decl.anchor)();
+            // The anchor is `<owner>::<registration fn>::<type>`; keep `<owner>`.
+            let owner = anchor.rsplitn(3, "::").nth(2).unwrap_or(anchor);
+            format!("{owner}::{}", self.decl.name).into_boxed_str()
+        })
+    }
+
+    /// The function's name.
+    pub fn name(&self) -> &'static str {
+        self.decl.name
+    }
+
+    /// The backend's name (`memory`, `json`, ...), or the path of a custom backend.
+    pub fn backend(&self) -> &'static str {
+        self.decl.backend
+    }
+
+    /// Whether keys are strict, which allows partial clears.
+    pub fn is_strict(&self) -> bool {
+        self.decl.strict
+    }
+
+    /// Whether the function is `async`.
+    pub fn is_async(&self) -> bool {
+        self.decl.is_async
+    }
+
+    /// The names of the arguments that make up the key, in order (`self` for a
+    /// receiver that is part of the key).
+    pub fn arg_names(&self) -> &'static [&'static str] {
+        self.decl.arg_names
+    }
+
+    /// The owned type of each key argument, as written (`str` for `&str`).
+    pub fn arg_types(&self) -> &'static [&'static str] {
+        self.decl.arg_types
+    }
+
+    /// The arguments and return type as written, which the key fingerprint hashes.
+    pub fn signature(&self) -> &'static str {
+        self.decl.signature
+    }
+
+    /// `limit` from the attribute, if it set one.
+    pub fn declared_limit(&self) -> Option<i64> {
+        self.decl.limit
+    }
+
+    /// `expire` from the attribute, if it set one.
+    pub fn declared_expire(&self) -> Option<i64> {
+        self.decl.expire
+    }
+
+    /// `cache_key_prefix` from the attribute, if it set one.
+    pub fn key_prefix(&self) -> Option<&'static str> {
+        self.decl.key_prefix
+    }
+
+    /// The functions this one declared with `dependency = [...]`.
+    pub fn declared_dependencies(&self) -> impl Iterator<Item = &'static CachedFunction> + '_ {
+        self.decl.dependencies.iter().map(|f| f())
+    }
+
+    /// Maps `selector` onto this function's arguments as `(index, encoding)` pairs, or
+    /// `None` when this function cannot apply it exactly: it is not strict, lacks one of
+    /// the names, or declares another type under it. `None` means clear everything.
+    pub fn resolve<'s>(&self, selector: &'s Selector) -> Option<Vec<(usize, &'s [u8])>> {
+        if !self.decl.strict {
+            return None;
+        }
+        selector
+            .fields()
+            .iter()
+            .map(|field| {
+                let index = self.decl.arg_names.iter().position(|n| *n == field.name)?;
+                let declared = *self.decl.arg_types.get(index)?;
+                let comparable = declared == field.type_text && !declared.contains("Self");
+                comparable.then_some((index, &field.encoded[..]))
+            })
+            .collect()
+    }
+
+    /// The typed handle of type `H`, created by `open` on first use.
+    #[doc(hidden)]
+    pub fn handle<H: CacheControl + Any>(&'static self, open: impl Fn() -> H) -> &'static H {
+        let opened = self.opened.get_or_init(|| leak(open()));
+        match opened.any.downcast_ref::<H>() {
+            Some(handle) => handle,
+            None => self.other_instantiation(open),
+        }
+    }
+
+    #[cold]
+    fn other_instantiation<H: CacheControl + Any>(&'static self, open: impl Fn() -> H) -> &'static H {
+        let mut more = self.more.lock();
+        let wanted = TypeId::of::<H>();
+        let opened = match more.iter().find(|o| o.type_id == wanted) {
+            Some(opened) => *opened,
+            None => {
+                let opened = leak(open());
+                more.push(opened);
+                opened
+            }
+        };
+        opened.any.downcast_ref().expect("an Opened's type_id matches its handle's type")
+    }
+
+    /// The handles this process has opened (usually one; none before the first call).
+    pub fn controls(&self) -> Vec<&'static dyn CacheControl> {
+        let mut all: Vec<_> = self.opened.get().map(|o| o.control).into_iter().collect();
+        all.extend(self.more.lock().iter().map(|o| o.control));
+        all
+    }
+
+    /// Counters summed over this process's handles of the function.
+    pub fn stats(&self) -> CacheStats {
+        let mut total = CacheStats::default();
+        for control in self.controls() {
+            let s = control.stats();
+            total.hits += s.hits;
+            total.misses += s.misses;
+            total.evictions += s.evictions;
+            total.expirations += s.expirations;
+            total.errors += s.errors;
+            total.len = match (total.len, s.len) {
+                (Some(a), Some(b)) => Some(a + b),
+                (None, Some(b)) => Some(b),
+                (a, None) => a,
+            };
+        }
+        total
+    }
+}
+
+fn leak<H: CacheControl + Any>(handle: H) -> Opened {
+    let handle: &'static H = Box::leak(Box::new(handle));
+    Opened { type_id: TypeId::of::<H>(), any: handle, control: handle }
+}
+
+impl fmt::Debug for CachedFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedFunction")
+            .field("path", &self.path())
+            .field("backend", &self.backend())
+            .field("strict", &self.is_strict())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for CachedFunction {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+impl Eq for CachedFunction {}

@@ -1,0 +1,252 @@
+//! The dependency graph: static registration of every cached function, runtime
+//! edges, and the cascade that a clear runs along.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use parking_lot::RwLock;
+
+use crate::key::Selector;
+use crate::{CachedFunction, Error};
+
+/// A static registration, submitted by `#[cache]` for every cached function.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Registration(pub &'static CachedFunction);
+
+inventory::collect!(Registration);
+
+/// Every cached function of the program, whether or not it has run, in no set order.
+///
+/// ```
+/// for function in memo_core::registry() {
+///     let upstream: Vec<_> = function.dependencies().iter().map(|f| f.path().to_owned()).collect();
+///     println!("{} [{}] <- {upstream:?}", function.path(), function.backend());
+/// }
+/// ```
+pub fn registry() -> impl Iterator<Item = &'static CachedFunction> {
+    inventory::iter::<Registration>.into_iter().map(|r| r.0)
+}
+
+fn id(f: &CachedFunction) -> usize {
+    std::ptr::from_ref(f) as usize
+}
+
+/// Dependents by upstream, from the attributes: built once, on the first clear.
+static DECLARED: LazyLock<HashMap<usize, Vec<&'static CachedFunction>>> = LazyLock::new(|| {
+    let mut map: HashMap<usize, Vec<&'static CachedFunction>> = HashMap::new();
+    for dependent in registry() {
+        for upstream in dependent.declared_dependencies() {
+            map.entry(id(upstream)).or_default().push(dependent);
+        }
+    }
+    map
+});
+
+/// Edges added at run time: `(upstream, dependent)`.
+static RUNTIME: RwLock<Vec<(&'static CachedFunction, &'static CachedFunction)>> =
+    RwLock::new(Vec::new());
+
+/// Names one upstream cached function that another depends on: clearing the upstream
+/// clears the dependent too. `#[cache(dependency = [add])]` is sugar for it; it also
+/// registers dependencies at run time.
+///
+/// ```
+/// use memo_alchemy::{cache, FunctionCacheDependency};
+///
+/// #[cache]
+/// fn price(id: u32) -> u64 { u64::from(id) * 100 }
+///
+/// #[cache]
+/// fn invoice(id: u32) -> u64 { price(id) + 5 }
+///
+/// fn main() -> Result<(), memo_alchemy::Error> {
+///     FunctionCacheDependency::new(price::cache().function()).register(invoice::cache().function());
+///     invoice(1);
+///     assert_eq!(price::cache_clear()?, 2); // price(1) and invoice(1)
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionCacheDependency {
+    upstream: &'static CachedFunction,
+}
+
+impl FunctionCacheDependency {
+    /// A dependency on `upstream`.
+    pub fn new(upstream: &'static CachedFunction) -> Self {
+        FunctionCacheDependency { upstream }
+    }
+
+    /// The function depended on.
+    pub fn upstream(&self) -> &'static CachedFunction {
+        self.upstream
+    }
+
+    /// Makes `dependent` depend on the upstream from now on. Registering an edge twice
+    /// changes nothing.
+    pub fn register(self, dependent: &'static CachedFunction) {
+        let mut edges = RUNTIME.write();
+        if !edges.iter().any(|&(u, d)| u == self.upstream && d == dependent) {
+            edges.push((self.upstream, dependent));
+        }
+    }
+}
+
+impl CachedFunction {
+    /// The functions this one depends on: declared in the attribute or registered at
+    /// run time.
+    pub fn dependencies(&'static self) -> Vec<&'static CachedFunction> {
+        let mut all: Vec<_> = self.declared_dependencies().collect();
+        all.extend(RUNTIME.read().iter().filter(|(_, d)| *d == self).map(|(u, _)| *u));
+        all
+    }
+
+    /// The functions that depend on this one directly.
+    pub fn dependents(&'static self) -> Vec<&'static CachedFunction> {
+        let mut all = DECLARED.get(&id(self)).cloned().unwrap_or_default();
+        all.extend(RUNTIME.read().iter().filter(|(u, _)| *u == self).map(|(_, d)| *d));
+        all
+    }
+}
+
+/// What one function of a cascade has removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Every entry.
+    All,
+    /// The entries that match the cascade's selector.
+    Matching,
+}
+
+/// The functions a clear reaches, each once, root first, with what to remove from each.
+///
+/// A dependent gets the partial clear when its upstream got it and it can apply the
+/// selector exactly; otherwise, and below any function cleared entirely, it is cleared
+/// entirely: clearing too much is safe, a stale dependent entry is not.
+pub fn plan(root: &'static CachedFunction, selector: Option<&Selector>) -> Vec<(&'static CachedFunction, Step)> {
+    let mut order = vec![root];
+    let mut index = 0;
+    while let Some(&f) = order.get(index) {
+        for d in f.dependents() {
+            if !order.contains(&d) {
+                order.push(d);
+            }
+        }
+        index += 1;
+    }
+    let mut full: Vec<bool> = order.iter().map(|_| selector.is_none()).collect();
+    let position = |f: &'static CachedFunction| order.iter().position(|g| *g == f);
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in 0..order.len() {
+            for d in order[i].dependents() {
+                let Some(j) = position(d) else { continue };
+                let must = full[i] || selector.is_some_and(|s| d.resolve(s).is_none());
+                if must && !full[j] {
+                    full[j] = true;
+                    changed = true;
+                }
+            }
+        }
+    }
+    order
+        .into_iter()
+        .zip(full)
+        .map(|(f, all)| (f, if all { Step::All } else { Step::Matching }))
+        .collect()
+}
+
+/// Runs a clear along the graph from `root`; returns the entries removed in all.
+/// Every reached function is cleared even when one fails; the first error is returned.
+fn cascade(root: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
+    let mut removed = 0;
+    let mut first_error = None;
+    for (f, step) in plan(root, selector) {
+        for control in f.controls() {
+            let result = match (step, selector) {
+                (Step::Matching, Some(s)) => control.clear_own_by(s),
+                _ => control.clear_own(),
+            };
+            match result {
+                Ok(n) => removed += n,
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+    }
+    first_error.map_or(Ok(removed), Err)
+}
+
+/// [`cascade`] for `async` callers.
+async fn cascade_async(
+    root: &'static CachedFunction,
+    selector: Option<&Selector>,
+) -> Result<usize, Error> {
+    let mut removed = 0;
+    let mut first_error = None;
+    for (f, step) in plan(root, selector) {
+        for control in f.controls() {
+            let result = match (step, selector) {
+                (Step::Matching, Some(s)) => control.clear_own_by_async(s).await,
+                _ => control.clear_own_async().await,
+            };
+            match result {
+                Ok(n) => removed += n,
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+    }
+    first_error.map_or(Ok(removed), Err)
+}
+
+impl CachedFunction {
+    /// Clears this function, then everything downstream of it; returns the entries
+    /// removed in all.
+    ///
+    /// # Errors
+    /// The first store that could not be cleared; the others are still cleared.
+    pub fn clear(&'static self) -> Result<usize, Error> {
+        cascade(self, None)
+    }
+
+    /// Clears the entries that match `selector`, cascading partially (see [`plan`]).
+    ///
+    /// # Errors
+    /// As for [`clear`](CachedFunction::clear).
+    pub fn clear_by(&'static self, selector: &Selector) -> Result<usize, Error> {
+        cascade(self, Some(selector))
+    }
+
+    /// [`clear`](CachedFunction::clear) for `async` callers.
+    ///
+    /// # Errors
+    /// As for [`clear`](CachedFunction::clear).
+    pub async fn clear_async(&'static self) -> Result<usize, Error> {
+        cascade_async(self, None).await
+    }
+
+    /// [`clear_by`](CachedFunction::clear_by) for `async` callers.
+    ///
+    /// # Errors
+    /// As for [`clear`](CachedFunction::clear).
+    pub async fn clear_by_async(&'static self, selector: &Selector) -> Result<usize, Error> {
+        cascade_async(self, Some(selector)).await
+    }
+}
+
+/// Clears every cached function of the program; returns the entries removed.
+///
+/// # Errors
+/// The first store that could not be cleared; the others are still cleared.
+pub fn flush_all() -> Result<usize, Error> {
+    let mut removed = 0;
+    let mut first_error = None;
+    for control in registry().flat_map(CachedFunction::controls) {
+        match control.clear_own() {
+            Ok(n) => removed += n,
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    first_error.map_or(Ok(removed), Err)
+}

@@ -1,0 +1,270 @@
+//! The per-function cache handle: get-or-compute with single-flight, clears and stats.
+
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::backend::{Backend, Fill, Lookup, Policy};
+use crate::flight::{Flights, Role};
+use crate::key::{KeyRef, OwnedKey, Selector, StrictKeys};
+use crate::mode::Mode;
+use crate::stats::Counters;
+use crate::{BoxFuture, CacheControl, CacheStats, CachedFunction, Config, Error};
+
+/// The cache of one function: its store `B`, keys `K` (the owned argument tuple) and
+/// cached values `V`. `f::cache()` returns it.
+#[derive(Debug)]
+pub struct FunctionCache<K, V, B> {
+    function: &'static CachedFunction,
+    /// `None` when caching is off (`limit` or `expire` is 0) or the store failed to open.
+    store: Option<B>,
+    /// Advanced by every clear before it removes anything; see [`Fill`].
+    generation: AtomicU64,
+    flights: Flights<K, V>,
+    counters: Counters,
+}
+
+/// A lookup that found nothing: what the computation needs to store its value.
+#[derive(Debug)]
+pub struct Miss<K, T> {
+    /// `None`: run the body and store nothing.
+    fill: Option<(K, T)>,
+}
+
+impl<K, V, B> FunctionCache<K, V, B>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    B: Backend<K, V>,
+{
+    /// Opens the handle of `function` with the limits of its attribute or the
+    /// installed [`Config`]. Generated code calls this once per function.
+    #[doc(hidden)]
+    pub fn open(function: &'static CachedFunction, strict: Option<StrictKeys<K>>) -> Self {
+        let config = Config::global();
+        let limit = function.declared_limit().unwrap_or(config.default_limit());
+        let expire = function.declared_expire().unwrap_or(config.default_expire());
+        let counters = Counters::default();
+        let store = if limit == 0 || expire == 0 {
+            None
+        } else {
+            let policy = Policy {
+                limit: usize::try_from(limit).ok(),
+                expire_ms: u64::try_from(expire).ok().map(|s| s.saturating_mul(1000)),
+            };
+            B::open(function, policy, strict)
+                .inspect_err(|err| {
+                    counters.error();
+                    tracing::error!(function = function.path(), %err, "memo-alchemy: running uncached");
+                })
+                .ok()
+        };
+        FunctionCache { function, store, generation: AtomicU64::new(0), flights: Flights::default(), counters }
+    }
+
+    /// The function this handle caches.
+    pub fn function(&self) -> &'static CachedFunction {
+        self.function
+    }
+
+    /// Looks `key` up; a miss carries what the computation needs to store its value.
+    #[doc(hidden)]
+    #[inline]
+    pub fn lookup<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Lookup<V, Miss<K, B::Ticket>> {
+        let Some(store) = &self.store else { return self.uncached() };
+        match store.get(key) {
+            Ok(found) => self.count(found, || key.to_owned_key()),
+            Err(err) => self.failed(&err),
+        }
+    }
+
+    /// [`lookup`](FunctionCache::lookup) for `async` functions.
+    #[doc(hidden)]
+    pub async fn lookup_async<Q: KeyRef<K> + Sync + ?Sized>(&self, key: &Q) -> Lookup<V, Miss<K, B::Ticket>> {
+        let Some(store) = &self.store else { return self.uncached() };
+        match store.get_async(key).await {
+            Ok(found) => self.count(found, || key.to_owned_key()),
+            Err(err) => self.failed(&err),
+        }
+    }
+
+    #[inline]
+    fn count(&self, found: Lookup<V, B::Ticket>, key: impl FnOnce() -> K) -> Lookup<V, Miss<K, B::Ticket>> {
+        match found {
+            Lookup::Hit(v) => {
+                self.counters.hit();
+                Lookup::Hit(v)
+            }
+            Lookup::Miss(ticket) => {
+                self.counters.miss();
+                Lookup::Miss(Miss { fill: Some((key(), ticket)) })
+            }
+        }
+    }
+
+    fn uncached(&self) -> Lookup<V, Miss<K, B::Ticket>> {
+        self.counters.miss();
+        Lookup::Miss(Miss { fill: None })
+    }
+
+    #[cold]
+    fn failed(&self, err: &Error) -> Lookup<V, Miss<K, B::Ticket>> {
+        self.counters.error();
+        tracing::warn!(function = self.function.path(), %err, "memo-alchemy: computing directly");
+        self.uncached()
+    }
+
+    /// Computes a missed value once for all concurrent callers, stores it, returns it.
+    #[doc(hidden)]
+    pub fn compute<R, M: Mode<R, Value = V>>(&self, miss: Miss<K, B::Ticket>, body: impl FnOnce() -> R) -> R {
+        let (Some(store), Some((key, mut ticket))) = (&self.store, miss.fill) else {
+            return body();
+        };
+        let leader = loop {
+            match self.flights.join(&key, self.generation.load(Ordering::Acquire)) {
+                Role::Lead(leader) => break leader,
+                Role::Wait(flight) => {
+                    if let Some(v) = flight.wait() {
+                        return M::join(v);
+                    }
+                }
+            }
+        };
+        // A leader that finished between our lookup and our join has stored its value.
+        if B::RECHECK_ON_LEAD {
+            match store.get(&OwnedKey(&key)) {
+                Ok(Lookup::Hit(v)) => {
+                    leader.publish(v.clone());
+                    return M::join(v);
+                }
+                Ok(Lookup::Miss(fresh)) => ticket = fresh,
+                Err(err) => self.report(&err),
+            }
+        }
+        let value = match M::split(body()) {
+            Ok(value) => value,
+            Err(uncached) => return uncached,
+        };
+        let fill = Fill::new(&self.generation, leader.generation(), ticket);
+        if let Err(err) = store.put(key, value.clone(), fill) {
+            self.report(&err);
+        }
+        leader.publish(value.clone());
+        M::join(value)
+    }
+
+    /// [`compute`](FunctionCache::compute) for `async` functions.
+    #[doc(hidden)]
+    pub async fn compute_async<R, M: Mode<R, Value = V>>(
+        &self,
+        miss: Miss<K, B::Ticket>,
+        body: impl Future<Output = R>,
+    ) -> R {
+        let (Some(store), Some((key, mut ticket))) = (&self.store, miss.fill) else {
+            return body.await;
+        };
+        let leader = loop {
+            match self.flights.join(&key, self.generation.load(Ordering::Acquire)) {
+                Role::Lead(leader) => break leader,
+                Role::Wait(flight) => {
+                    if let Some(v) = flight.wait_async().await {
+                        return M::join(v);
+                    }
+                }
+            }
+        };
+        if B::RECHECK_ON_LEAD {
+            match store.get_async(&OwnedKey(&key)).await {
+                Ok(Lookup::Hit(v)) => {
+                    leader.publish(v.clone());
+                    return M::join(v);
+                }
+                Ok(Lookup::Miss(fresh)) => ticket = fresh,
+                Err(err) => self.report(&err),
+            }
+        }
+        let value = match M::split(body.await) {
+            Ok(value) => value,
+            Err(uncached) => return uncached,
+        };
+        let fill = Fill::new(&self.generation, leader.generation(), ticket);
+        if let Err(err) = store.put_async(key, value.clone(), fill).await {
+            self.report(&err);
+        }
+        leader.publish(value.clone());
+        M::join(value)
+    }
+
+    fn report(&self, err: &Error) {
+        self.counters.error();
+        tracing::warn!(function = self.function.path(), %err, "memo-alchemy: store failed");
+    }
+
+    /// Clears this function, then everything downstream of it.
+    ///
+    /// # Errors
+    /// The first store that could not be cleared.
+    pub fn clear(&self) -> Result<usize, Error> {
+        self.function.clear()
+    }
+
+    /// The function's counters.
+    pub fn stats(&self) -> CacheStats {
+        CacheControl::stats(self)
+    }
+
+    /// Starts a clear: no fill that began before this point may store afterwards.
+    fn begin_clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl<K, V, B> CacheControl for FunctionCache<K, V, B>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    B: Backend<K, V>,
+{
+    fn clear_own(&self) -> Result<usize, Error> {
+        self.begin_clear();
+        self.store.as_ref().map_or(Ok(0), B::clear)
+    }
+
+    fn clear_own_by(&self, selector: &Selector) -> Result<usize, Error> {
+        let Some(resolved) = self.function.resolve(selector) else { return self.clear_own() };
+        self.begin_clear();
+        self.store.as_ref().map_or(Ok(0), |s| s.clear_by(&resolved))
+    }
+
+    fn clear_own_async(&self) -> BoxFuture<'_, Result<usize, Error>> {
+        Box::pin(async move {
+            self.begin_clear();
+            match &self.store {
+                Some(store) => store.clear_async().await,
+                None => Ok(0),
+            }
+        })
+    }
+
+    fn clear_own_by_async<'a>(&'a self, selector: &'a Selector) -> BoxFuture<'a, Result<usize, Error>> {
+        Box::pin(async move {
+            let Some(resolved) = self.function.resolve(selector) else { return self.clear_own_async().await };
+            self.begin_clear();
+            match &self.store {
+                Some(store) => store.clear_by_async(&resolved).await,
+                None => Ok(0),
+            }
+        })
+    }
+
+    fn stats(&self) -> CacheStats {
+        let mut stats = self.counters.snapshot(Some(0));
+        if let Some(store) = &self.store {
+            let s = store.stats();
+            stats.evictions = s.evictions;
+            stats.expirations = s.expirations;
+            stats.len = s.len;
+        }
+        stats
+    }
+}

@@ -1,0 +1,36 @@
+//! The runtime of [memo-alchemy](https://docs.rs/memo-alchemy): keys, the [`Backend`]
+//! trait, function handles, the dependency graph, configuration, statistics and errors.
+//!
+//! Users depend on `memo-alchemy`, which re-exports what is public here.
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod backend;
+mod clear_by;
+mod clock;
+mod config;
+mod error;
+mod flight;
+mod function;
+mod graph;
+mod handle;
+mod key;
+mod mode;
+mod stats;
+
+pub use backend::{Backend, Fill, Lookup, Policy, StoreStats};
+pub use clear_by::ClearBy;
+pub use clock::now_ms;
+pub use config::{
+    Config, ConfigBuilder, RedisUrl, DEFAULT_EXPIRE, DEFAULT_KEY_PREFIX, DEFAULT_LIMIT, DEFAULT_REDIS_URL,
+};
+pub use error::Error;
+pub use flight::{Flight, Flights, Leader, Role, WaitFuture};
+pub use function::{CacheControl, CachedFunction, Decl};
+pub use graph::{flush_all, plan, registry, FunctionCacheDependency, Registration, Step};
+pub use handle::{FunctionCache, Miss};
+pub use key::{encode_value, Field, KeyRef, OwnedKey, Selector, StrictArgs, StrictKeys};
+pub use mode::{Fallible, Mode, Plain};
+pub use stats::{CacheStats, Counters};
+
+/// A boxed, `Send` future, as [`CacheControl`]'s async methods return.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
