@@ -1,1 +1,42 @@
-//! placeholder
+//! Memoize a function with one attribute.
+//!
+//! ```
+//! use memo_alchemy::cache;
+//!
+//! #[cache(limit = 1000, expire = 60, strict = true)]
+//! fn add(a: i64, b: i64) -> i64 {
+//!     a + b
+//! }
+//!
+//! fn main() -> Result<(), memo_alchemy::Error> {
+//!     assert_eq!(add(1, 2), 3); // computed
+//!     assert_eq!(add(1, 2), 3); // served from the cache
+//!     assert_eq!(add::cache_stats().hits, 1);
+//!     assert_eq!(add::cache_clear_by().a(1).clear()?, 1); // partial clear
+//!     assert_eq!(add::cache_clear()?, 0);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! See the README for the attribute's parameters, the backends and the generated API.
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use memo_core::{
+    flush_all, registry, Backend, CacheControl, CacheStats, CachedFunction, ClearBy, Config, ConfigBuilder,
+    Error, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Lookup, Policy, RedisUrl, Selector,
+    StoreStats, StrictKeys,
+};
+pub use memo_macros::{cache, distributed_memory_cache, json_cache, memory_cache, pickle_cache};
+
+/// The stores that ship with memo-alchemy.
+pub mod backends {
+    pub use memo_backends::Memory;
+}
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

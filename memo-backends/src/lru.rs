@@ -48,7 +48,8 @@ impl<K, V> Lru<K, V> {
     /// expired one is removed.
     pub(crate) fn get(&mut self, hash: u64, now: u64, eq: impl Fn(&K) -> bool) -> Found<'_, V> {
         let slots = &self.slots;
-        let Some(&index) = self.table.find(hash, |&i| slots[i as usize].entry.as_ref().is_some_and(|(k, _)| eq(k)))
+        let Some(&index) =
+            self.table.find(hash, |&i| slots[i as usize].entry.as_ref().is_some_and(|(k, _)| eq(k)))
         else {
             return Found::Absent;
         };

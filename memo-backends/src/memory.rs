@@ -2,7 +2,9 @@
 
 use std::hash::{BuildHasher, Hash};
 
-use memo_core::{now_ms, Backend, CachedFunction, Error, Fill, KeyRef, Lookup, Policy, StoreStats, StrictKeys};
+use memo_core::{
+    now_ms, Backend, CachedFunction, Error, Fill, KeyRef, Lookup, Policy, StoreStats, StrictKeys,
+};
 use parking_lot::Mutex;
 
 use crate::lru::{Found, Lru};
@@ -45,7 +47,11 @@ where
     const NAME: &'static str = "memory";
     type Ticket = ();
 
-    fn open(_: &'static CachedFunction, policy: Policy, strict: Option<StrictKeys<K>>) -> Result<Self, Error> {
+    fn open(
+        _: &'static CachedFunction,
+        policy: Policy,
+        strict: Option<StrictKeys<K>>,
+    ) -> Result<Self, Error> {
         Ok(Memory {
             state: Mutex::new(State { lru: Lru::new(), evictions: 0, expirations: 0 }),
             policy,

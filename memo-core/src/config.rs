@@ -225,9 +225,7 @@ impl ConfigBuilder {
             });
         }
         let url = RedisUrl(self.redis_url);
-        if !(url.0.starts_with("redis://")
-            || url.0.starts_with("rediss://")
-            || url.0.starts_with("unix://"))
+        if !(url.0.starts_with("redis://") || url.0.starts_with("rediss://") || url.0.starts_with("unix://"))
         {
             return Err(Error::Config {
                 setting: names.redis_url,
@@ -301,11 +299,7 @@ impl fmt::Display for RedisUrl {
             Some(at) => {
                 let userinfo = &rest[..at];
                 let user = userinfo.split(':').next().unwrap_or("");
-                let masked = if userinfo.contains(':') {
-                    format!("{user}:***")
-                } else {
-                    "***".to_owned()
-                };
+                let masked = if userinfo.contains(':') { format!("{user}:***") } else { "***".to_owned() };
                 write!(f, "{}{masked}{}", &url[..scheme_end], &rest[at..])
             }
         }

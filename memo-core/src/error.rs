@@ -19,9 +19,7 @@ pub enum Error {
     },
     /// [`Config::install`](crate::Config::install) ran after a configuration was
     /// already in force.
-    #[error(
-        "a configuration is already installed; call Config::install once, before the first cached call"
-    )]
+    #[error("a configuration is already installed; call Config::install once, before the first cached call")]
     AlreadyInstalled,
     /// A partial clear named an argument that the function does not have, or gave a
     /// value of another type.

@@ -56,7 +56,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
     pub fn join(&self, key: &K, generation: u64) -> Role<'_, K, V> {
         let hash = self.hasher.hash_one(key);
         let mut table = self.table.lock();
-        let fresh = || Arc::new(Flight { generation, state: Mutex::new(State::Running(Vec::new())), done: Condvar::new() });
+        let fresh = || {
+            Arc::new(Flight {
+                generation,
+                state: Mutex::new(State::Running(Vec::new())),
+                done: Condvar::new(),
+            })
+        };
         match table.find_mut(hash, |(_, k, _)| k == key) {
             Some((_, _, flight)) if flight.generation == generation && flight.is_running() => {
                 Role::Wait(Arc::clone(flight))
@@ -73,7 +79,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
             }
         }
     }
-
 }
 
 impl<K, V> Flights<K, V> {
@@ -107,7 +112,6 @@ impl<V: Clone> Flight<V> {
     pub fn wait_async(self: Arc<Self>) -> WaitFuture<V> {
         WaitFuture { flight: self }
     }
-
 }
 
 impl<V> Flight<V> {

@@ -70,10 +70,8 @@ pub trait CacheControl: Send + Sync {
     /// [`clear_own`](CacheControl::clear_own) for `async` callers.
     fn clear_own_async(&self) -> crate::BoxFuture<'_, Result<usize, Error>>;
     /// [`clear_own_by`](CacheControl::clear_own_by) for `async` callers.
-    fn clear_own_by_async<'a>(
-        &'a self,
-        selector: &'a Selector,
-    ) -> crate::BoxFuture<'a, Result<usize, Error>>;
+    fn clear_own_by_async<'a>(&'a self, selector: &'a Selector)
+        -> crate::BoxFuture<'a, Result<usize, Error>>;
     /// This handle's counters.
     fn stats(&self) -> CacheStats;
 }
@@ -81,12 +79,7 @@ pub trait CacheControl: Send + Sync {
 impl CachedFunction {
     #[doc(hidden)]
     pub const fn __new(decl: Decl) -> CachedFunction {
-        CachedFunction {
-            decl,
-            path: OnceLock::new(),
-            opened: OnceLock::new(),
-            more: Mutex::new(Vec::new()),
-        }
+        CachedFunction { decl, path: OnceLock::new(), opened: OnceLock::new(), more: Mutex::new(Vec::new()) }
     }
 
     /// The function's full path: `crate::module::name`, or

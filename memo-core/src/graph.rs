@@ -44,8 +44,7 @@ static DECLARED: LazyLock<HashMap<usize, Vec<&'static CachedFunction>>> = LazyLo
 });
 
 /// Edges added at run time: `(upstream, dependent)`.
-static RUNTIME: RwLock<Vec<(&'static CachedFunction, &'static CachedFunction)>> =
-    RwLock::new(Vec::new());
+static RUNTIME: RwLock<Vec<(&'static CachedFunction, &'static CachedFunction)>> = RwLock::new(Vec::new());
 
 /// Names one upstream cached function that another depends on: clearing the upstream
 /// clears the dependent too. `#[cache(dependency = [add])]` is sugar for it; it also
@@ -124,7 +123,10 @@ pub enum Step {
 /// A dependent gets the partial clear when its upstream got it and it can apply the
 /// selector exactly; otherwise, and below any function cleared entirely, it is cleared
 /// entirely: clearing too much is safe, a stale dependent entry is not.
-pub fn plan(root: &'static CachedFunction, selector: Option<&Selector>) -> Vec<(&'static CachedFunction, Step)> {
+pub fn plan(
+    root: &'static CachedFunction,
+    selector: Option<&Selector>,
+) -> Vec<(&'static CachedFunction, Step)> {
     let mut order = vec![root];
     let mut index = 0;
     while let Some(&f) = order.get(index) {
@@ -151,11 +153,7 @@ pub fn plan(root: &'static CachedFunction, selector: Option<&Selector>) -> Vec<(
             }
         }
     }
-    order
-        .into_iter()
-        .zip(full)
-        .map(|(f, all)| (f, if all { Step::All } else { Step::Matching }))
-        .collect()
+    order.into_iter().zip(full).map(|(f, all)| (f, if all { Step::All } else { Step::Matching })).collect()
 }
 
 /// Runs a clear along the graph from `root`; returns the entries removed in all.
@@ -179,10 +177,7 @@ fn cascade(root: &'static CachedFunction, selector: Option<&Selector>) -> Result
 }
 
 /// [`cascade`] for `async` callers.
-async fn cascade_async(
-    root: &'static CachedFunction,
-    selector: Option<&Selector>,
-) -> Result<usize, Error> {
+async fn cascade_async(root: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
     let mut removed = 0;
     let mut first_error = None;
     for (f, step) in plan(root, selector) {

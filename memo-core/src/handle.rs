@@ -59,7 +59,13 @@ where
                 })
                 .ok()
         };
-        FunctionCache { function, store, generation: AtomicU64::new(0), flights: Flights::default(), counters }
+        FunctionCache {
+            function,
+            store,
+            generation: AtomicU64::new(0),
+            flights: Flights::default(),
+            counters,
+        }
     }
 
     /// The function this handle caches.

@@ -1,0 +1,225 @@
+//! `#[cache(...)]` parsed into one typed struct. Every key goes through
+//! [`Setting::set`], which reports a duplicate on the second key.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, ExprUnary, Lit, LitStr, Meta, Path, Token, UnOp};
+
+use crate::ctxt::Ctxt;
+
+const LIMIT: &str = "limit";
+const EXPIRE: &str = "expire";
+const IS_METHOD: &str = "is_method";
+const STRICT: &str = "strict";
+const BACKEND: &str = "backend";
+const DEPENDENCY: &str = "dependency";
+const CACHE_KEY_PREFIX: &str = "cache_key_prefix";
+const KEYS: &str = "limit, expire, is_method, strict, backend, dependency, cache_key_prefix";
+
+/// The backends known by name.
+pub(crate) const BACKENDS: [&str; 4] = ["memory", "distributed_memory", "json", "pickle"];
+
+/// One attribute key's value, with the span of its key for "duplicate" errors.
+pub(crate) struct Setting<T> {
+    name: &'static str,
+    pub(crate) value: Option<T>,
+}
+
+impl<T> Setting<T> {
+    fn new(name: &'static str) -> Self {
+        Setting { name, value: None }
+    }
+
+    fn set(&mut self, cx: &mut Ctxt, key: &Path, value: T) {
+        if self.value.is_some() {
+            cx.error(key, format!("duplicate `{}`: set it once", self.name));
+        } else {
+            self.value = Some(value);
+        }
+    }
+}
+
+/// Where values live.
+pub(crate) enum Backend {
+    /// One of [`BACKENDS`], with the span of its string.
+    Named(&'static str, Span),
+    /// A type implementing `memo_alchemy::Backend`.
+    Custom(Path),
+}
+
+/// The parsed attribute.
+pub(crate) struct Attr {
+    pub(crate) limit: Setting<i64>,
+    pub(crate) expire: Setting<i64>,
+    pub(crate) is_method: Setting<(bool, Span)>,
+    pub(crate) strict: Setting<bool>,
+    pub(crate) backend: Setting<Backend>,
+    pub(crate) dependency: Setting<Vec<Path>>,
+    pub(crate) cache_key_prefix: Setting<LitStr>,
+}
+
+impl Attr {
+    /// Parses `args`; `preset` is the backend an alias such as `#[json_cache]` fixes.
+    pub(crate) fn parse(cx: &mut Ctxt, args: TokenStream, preset: Option<&'static str>) -> Attr {
+        let mut attr = Attr {
+            limit: Setting::new(LIMIT),
+            expire: Setting::new(EXPIRE),
+            is_method: Setting::new(IS_METHOD),
+            strict: Setting::new(STRICT),
+            backend: Setting::new(BACKEND),
+            dependency: Setting::new(DEPENDENCY),
+            cache_key_prefix: Setting::new(CACHE_KEY_PREFIX),
+        };
+        let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
+            Ok(metas) => metas,
+            Err(err) => {
+                cx.syn_error(err);
+                return attr;
+            }
+        };
+        for meta in metas {
+            let Meta::NameValue(nv) = meta else {
+                let path = meta.path();
+                cx.error(path, format!("expected `key = value`; the keys are {KEYS}"));
+                continue;
+            };
+            let key = &nv.path;
+            let value = &nv.value;
+            let name = key.get_ident().map(ToString::to_string).unwrap_or_default();
+            match name.as_str() {
+                LIMIT => {
+                    if let Some(n) = policy(cx, LIMIT, value) {
+                        attr.limit.set(cx, key, n);
+                    }
+                }
+                EXPIRE => {
+                    if let Some(n) = policy(cx, EXPIRE, value) {
+                        attr.expire.set(cx, key, n);
+                    }
+                }
+                IS_METHOD => {
+                    if let Some(b) = boolean(cx, IS_METHOD, value) {
+                        attr.is_method.set(cx, key, (b, key_span(key)));
+                    }
+                }
+                STRICT => {
+                    if let Some(b) = boolean(cx, STRICT, value) {
+                        attr.strict.set(cx, key, b);
+                    }
+                }
+                BACKEND => {
+                    if let Some(preset) = preset {
+                        cx.error(key, format!("this alias always uses the `{preset}` backend; use #[cache(backend = ...)] to choose another"));
+                    } else if let Some(b) = backend(cx, value) {
+                        attr.backend.set(cx, key, b);
+                    }
+                }
+                DEPENDENCY => {
+                    if let Some(paths) = dependency(cx, value) {
+                        attr.dependency.set(cx, key, paths);
+                    }
+                }
+                CACHE_KEY_PREFIX => match value {
+                    Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if valid_prefix(&s.value()) => {
+                        attr.cache_key_prefix.set(cx, key, s.clone());
+                    }
+                    _ => cx.error(
+                        value,
+                        "expected a non-empty string without spaces or `:`, e.g. `\"billing\"`",
+                    ),
+                },
+                _ => cx.error(key, format!("unknown key; the keys are {KEYS}")),
+            }
+        }
+        if let Some(preset) = preset {
+            attr.backend.value = Some(Backend::Named(preset, Span::call_site()));
+        }
+        attr
+    }
+}
+
+fn key_span(key: &Path) -> Span {
+    key.get_ident().map_or_else(Span::call_site, syn::Ident::span)
+}
+
+fn valid_prefix(s: &str) -> bool {
+    !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == ':')
+}
+
+/// `limit` and `expire`: a whole number, `-1` for none, `0` for no caching.
+fn policy(cx: &mut Ctxt, name: &str, value: &Expr) -> Option<i64> {
+    let parsed = match value {
+        Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => int.base10_parse::<i64>().ok(),
+        Expr::Unary(ExprUnary { op: UnOp::Neg(_), expr, .. }) => match &**expr {
+            Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => int.base10_parse::<i64>().ok().map(|n| -n),
+            _ => None,
+        },
+        _ => None,
+    };
+    match parsed {
+        Some(n) if n >= -1 => Some(n),
+        Some(n) => {
+            cx.error(value, format!("`{name} = {n}` is not allowed: use -1 for none, 0 to turn caching off, or a positive number"));
+            None
+        }
+        None => {
+            cx.error(value, format!("`{name}` takes a whole number: -1 for none, 0 to turn caching off"));
+            None
+        }
+    }
+}
+
+fn boolean(cx: &mut Ctxt, name: &str, value: &Expr) -> Option<bool> {
+    match value {
+        Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => Some(b.value),
+        _ => {
+            cx.error(value, format!("`{name}` takes `true` or `false`"));
+            None
+        }
+    }
+}
+
+fn backend(cx: &mut Ctxt, value: &Expr) -> Option<Backend> {
+    match value {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => {
+            let name = s.value();
+            match BACKENDS.iter().find(|b| **b == name) {
+                Some(b) => Some(Backend::Named(b, s.span())),
+                None => {
+                    cx.error(s, format!("unknown backend `{name}`: use \"memory\", \"distributed_memory\", \"json\", \"pickle\" or the path of a type implementing memo_alchemy::Backend"));
+                    None
+                }
+            }
+        }
+        Expr::Path(p) if p.qself.is_none() => Some(Backend::Custom(p.path.clone())),
+        _ => {
+            cx.error(value, "`backend` takes a name such as \"json\" or the path of a Backend type");
+            None
+        }
+    }
+}
+
+fn dependency(cx: &mut Ctxt, value: &Expr) -> Option<Vec<Path>> {
+    let Expr::Array(array) = value else {
+        cx.error(
+            value,
+            "`dependency` takes a list of cached functions, e.g. `[add, crate::m::mul, Foo::bar]`",
+        );
+        return None;
+    };
+    let mut paths = Vec::new();
+    for elem in &array.elems {
+        match elem {
+            Expr::Path(p) if p.qself.is_none() && p.path.segments.iter().all(|s| s.arguments.is_none()) => {
+                if let Some(first) = p.path.segments.first().filter(|s| s.ident == "Self") {
+                    cx.error(first, "name the type instead of `Self` in `dependency`");
+                } else {
+                    paths.push(p.path.clone());
+                }
+            }
+            other => cx.error(other, "expected the path of a cached function, e.g. `add` or `Foo::bar`"),
+        }
+    }
+    Some(paths)
+}

@@ -1,0 +1,429 @@
+//! Code generation only: every decision was made in `attr`, `signature` and `valid`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Ident, Path, Type};
+
+use crate::attr::{Attr, Backend};
+use crate::signature::Func;
+
+/// One element of the key: the receiver or a named argument.
+struct KeyPart {
+    /// The name partial clears use (`self` for a receiver).
+    name: String,
+    /// `T` such that the key stores `<T as ToOwned>::Owned`.
+    borrowed: Type,
+    /// The expression borrowing it as `&T`.
+    borrow: TokenStream,
+    span: Span,
+}
+
+/// The expanded items for `func` under `attr`.
+pub(crate) fn expand(attr: &Attr, func: &Func) -> TokenStream {
+    let parts = key_parts(attr, func);
+    let g = Generated::new(attr, func, &parts);
+    let registration = g.registration(attr, func, &parts);
+    let accessor = g.accessor(attr, func, &parts);
+    let wrapped = g.wrapped(func, &parts);
+    let api = if func.associated { g.associated_api(attr, func) } else { g.free_api(attr, func, &parts) };
+    quote! {
+        #wrapped
+        #registration
+        #accessor
+        #api
+    }
+}
+
+fn key_parts(attr: &Attr, func: &Func) -> Vec<KeyPart> {
+    let receiver_in_key = !matches!(attr.is_method.value, Some((true, _)));
+    let receiver = func.receiver.as_ref().filter(|_| receiver_in_key).map(|r| KeyPart {
+        name: "self".to_owned(),
+        borrowed: r.owned.clone(),
+        borrow: if r.by_ref { quote!(&*self) } else { quote!(&self) },
+        span: r.span,
+    });
+    let args = func.args.iter().map(|a| {
+        let name = &a.name;
+        KeyPart {
+            name: name.unraw().to_string(),
+            borrowed: a.borrowed.clone(),
+            borrow: if a.by_ref { quote!(#name) } else { quote!(&#name) },
+            span: a.borrowed.span(),
+        }
+    });
+    receiver.into_iter().chain(args).collect()
+}
+
+/// Names and types shared by every generated item.
+struct Generated {
+    vis: syn::Visibility,
+    key_ty: TokenStream,
+    value_ty: TokenStream,
+    mode: TokenStream,
+    output: Type,
+    handle_ty: TokenStream,
+    function_fn: Ident,
+    /// Path of the typed handle accessor from the function's own scope.
+    handle_fn: TokenStream,
+    is_async: bool,
+}
+
+impl Generated {
+    fn new(attr: &Attr, func: &Func, parts: &[KeyPart]) -> Generated {
+        let owned = parts.iter().map(|p| {
+            let b = &p.borrowed;
+            quote_spanned!(p.span=> <#b as ::std::borrow::ToOwned>::Owned)
+        });
+        let key_ty = quote!((#(#owned,)*));
+        let output = func.output.clone();
+        let mode = if func.fallible {
+            quote!(::memo_alchemy::__private::Fallible)
+        } else {
+            quote!(::memo_alchemy::__private::Plain)
+        };
+        let value_ty = quote!(<#mode as ::memo_alchemy::__private::Mode<#output>>::Value);
+        let store = match &attr.backend.value {
+            Some(Backend::Custom(path)) => quote!(#path<#key_ty, #value_ty>),
+            _ => quote!(::memo_alchemy::__private::Memory<#key_ty, #value_ty>),
+        };
+        let handle_ty = quote!(::memo_alchemy::FunctionCache<#key_ty, #value_ty, #store>);
+        let name = func.name();
+        let function_fn = format_ident!("__memo_{}_function", name.unraw());
+        let handle_fn = if func.associated {
+            let f = format_ident!("{}_cache", name.unraw());
+            quote!(Self::#f)
+        } else {
+            let f = format_ident!("__memo_{}_cache", name.unraw());
+            quote!(#f)
+        };
+        Generated {
+            vis: func.item.vis.clone(),
+            key_ty,
+            value_ty,
+            mode,
+            output,
+            handle_ty,
+            function_fn,
+            handle_fn,
+            is_async: func.is_async(),
+        }
+    }
+
+    fn function_path(&self, func: &Func) -> TokenStream {
+        let f = &self.function_fn;
+        if func.associated {
+            quote!(Self::#f)
+        } else {
+            quote!(#f)
+        }
+    }
+
+    /// The function's static registration: its `CachedFunction`, submitted to the registry.
+    fn registration(&self, attr: &Attr, func: &Func, parts: &[KeyPart]) -> TokenStream {
+        let vis = &self.vis;
+        let function_fn = &self.function_fn;
+        let name = func.name().unraw().to_string();
+        let backend = match &attr.backend.value {
+            Some(Backend::Named(b, _)) => (*b).to_owned(),
+            Some(Backend::Custom(p)) => p.to_token_stream().to_string().replace(' ', ""),
+            None => "memory".to_owned(),
+        };
+        let strict = attr.strict.value.unwrap_or(false);
+        let is_async = self.is_async;
+        let arg_names = parts.iter().map(|p| &p.name);
+        let arg_types = parts.iter().map(|p| p.borrowed.to_token_stream().to_string());
+        let signature = signature_text(func);
+        let limit = option(attr.limit.value);
+        let expire = option(attr.expire.value);
+        let prefix = match &attr.cache_key_prefix.value {
+            Some(s) => quote!(::std::option::Option::Some(#s)),
+            None => quote!(::std::option::Option::None),
+        };
+        let deps = attr.dependency.value.iter().flatten().map(dependency_fn);
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_snake_case)]
+            #vis fn #function_fn() -> &'static ::memo_alchemy::CachedFunction {
+                struct __MemoAnchor;
+                static __MEMO_FUNCTION: ::memo_alchemy::CachedFunction =
+                    ::memo_alchemy::CachedFunction::__new(::memo_alchemy::__private::Decl {
+                        name: #name,
+                        anchor: ::std::any::type_name::<__MemoAnchor>,
+                        backend: #backend,
+                        strict: #strict,
+                        is_async: #is_async,
+                        arg_names: &[#(#arg_names),*],
+                        arg_types: &[#(#arg_types),*],
+                        signature: #signature,
+                        limit: #limit,
+                        expire: #expire,
+                        key_prefix: #prefix,
+                        dependencies: &[#(#deps),*],
+                    });
+                ::memo_alchemy::__private::inventory::submit! {
+                    ::memo_alchemy::__private::Registration(&__MEMO_FUNCTION)
+                }
+                &__MEMO_FUNCTION
+            }
+        }
+    }
+
+    /// The typed handle accessor, with the bound checks spanned on the user's types.
+    fn accessor(&self, attr: &Attr, func: &Func, parts: &[KeyPart]) -> TokenStream {
+        let strict = attr.strict.value.unwrap_or(false);
+        let checks = parts.iter().map(|p| {
+            let b = &p.borrowed;
+            if strict {
+                quote_spanned!(p.span=> ::memo_alchemy::__private::assert_strict_key::<#b>();)
+            } else {
+                quote_spanned!(p.span=> ::memo_alchemy::__private::assert_key::<#b>();)
+            }
+        });
+        let (output, value_ty) = (&self.output, &self.value_ty);
+        let value_check =
+            quote_spanned!(output.span()=> ::memo_alchemy::__private::assert_value::<#value_ty>(););
+        let (key_ty, handle_ty, vis) = (&self.key_ty, &self.handle_ty, &self.vis);
+        let strict_keys = if strict {
+            quote!(::std::option::Option::Some(::memo_alchemy::__private::StrictKeys::<#key_ty>::new()))
+        } else {
+            quote!(::std::option::Option::None)
+        };
+        let function = self.function_path(func);
+        let body = quote! {
+            #(#checks)*
+            #value_check
+            let __memo_function = #function();
+            __memo_function.handle(|| <#handle_ty>::open(__memo_function, #strict_keys))
+        };
+        let raw = func.name().unraw();
+        if func.associated {
+            let name = format_ident!("{raw}_cache");
+            quote! {
+                /// This method's cache handle.
+                #vis fn #name() -> &'static #handle_ty { #body }
+            }
+        } else {
+            let name = format_ident!("__memo_{raw}_cache");
+            let alias = format_ident!("__memo_{raw}_Cache");
+            quote! {
+                #[doc(hidden)]
+                #[allow(non_camel_case_types)]
+                #vis type #alias = #handle_ty;
+                #[doc(hidden)]
+                #[allow(non_snake_case)]
+                #vis fn #name() -> &'static #handle_ty { #body }
+            }
+        }
+    }
+
+    /// The user's function, its body wrapped in place.
+    fn wrapped(&self, func: &Func, parts: &[KeyPart]) -> TokenStream {
+        let item = &func.item;
+        let (attrs, vis, sig, block) = (&item.attrs, &item.vis, &item.sig, &item.block);
+        let (handle_fn, mode, output) = (&self.handle_fn, &self.mode, &self.output);
+        let borrows = parts.iter().map(|p| &p.borrow);
+        let key = quote!((#(#borrows,)*));
+        let hit = quote! {
+            ::memo_alchemy::__private::Lookup::Hit(__memo_value) => {
+                return <#mode as ::memo_alchemy::__private::Mode<#output>>::join(__memo_value);
+            }
+            ::memo_alchemy::__private::Lookup::Miss(__memo_miss) => __memo_miss,
+        };
+        let body = if self.is_async {
+            quote! {
+                let __memo_cache = #handle_fn();
+                let __memo_miss = match __memo_cache.lookup_async(&#key).await { #hit };
+                __memo_cache
+                    .compute_async::<#output, #mode>(__memo_miss, async move {
+                        #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                        let __memo_return: #output = #block;
+                        #[allow(unreachable_code)]
+                        __memo_return
+                    })
+                    .await
+            }
+        } else {
+            quote! {
+                let __memo_cache = #handle_fn();
+                let __memo_miss = match __memo_cache.lookup(&#key) { #hit };
+                __memo_cache.compute::<#output, #mode>(__memo_miss, move || -> #output #block)
+            }
+        };
+        quote! {
+            #(#attrs)*
+            #vis #sig {
+                #body
+            }
+        }
+    }
+
+    /// `Type::m_cache_clear` and friends, for associated functions.
+    fn associated_api(&self, attr: &Attr, func: &Func) -> TokenStream {
+        let name = func.name().unraw();
+        let vis = &self.vis;
+        let function = self.function_path(func);
+        let (clear, clear_by, stats) = (
+            format_ident!("{name}_cache_clear"),
+            format_ident!("{name}_cache_clear_by"),
+            format_ident!("{name}_cache_stats"),
+        );
+        let clear_item = if self.is_async {
+            quote! {
+                /// Clears this method's cache, then its dependents'; returns the entries removed.
+                #vis async fn #clear() -> ::std::result::Result<usize, ::memo_alchemy::Error> {
+                    #function().clear_async().await
+                }
+            }
+        } else {
+            quote! {
+                /// Clears this method's cache, then its dependents'; returns the entries removed.
+                #vis fn #clear() -> ::std::result::Result<usize, ::memo_alchemy::Error> {
+                    #function().clear()
+                }
+            }
+        };
+        let clear_by_item = attr.strict.value.filter(|s| *s).map(|_| {
+            let finish = if self.is_async { "clear_async().await" } else { "clear()" };
+            let doc = format!("Selects entries by argument: `.arg(\"name\", &value)...{finish}`.");
+            quote! {
+                #[doc = #doc]
+                #vis fn #clear_by() -> ::memo_alchemy::ClearBy {
+                    ::memo_alchemy::ClearBy::new(#function())
+                }
+            }
+        });
+        quote! {
+            #clear_item
+            #clear_by_item
+            /// This method's hits, misses, evictions, errors and length.
+            #vis fn #stats() -> ::memo_alchemy::CacheStats {
+                #function().stats()
+            }
+        }
+    }
+
+    /// The module `f` with `cache()`, `cache_clear()`, ... for a free function.
+    fn free_api(&self, attr: &Attr, func: &Func, parts: &[KeyPart]) -> TokenStream {
+        let name = func.name();
+        let raw = name.unraw();
+        let vis = &self.vis;
+        let function_fn = &self.function_fn;
+        let handle_fn = &self.handle_fn;
+        let alias = format_ident!("__memo_{raw}_Cache");
+        let (clear_sig, clear_call) = if self.is_async {
+            (quote!(pub async fn cache_clear()), quote!(super::#function_fn().clear_async().await))
+        } else {
+            (quote!(pub fn cache_clear()), quote!(super::#function_fn().clear()))
+        };
+        let builder = attr.strict.value.filter(|s| *s).map(|_| self.builder(func, parts));
+        let builder_fn = builder.as_ref().map(|_| {
+            let ty = format_ident!("__memo_{raw}_ClearBy");
+            let fields = parts.iter().filter(|p| p.name != "self").map(|p| format_ident!("{}", p.name));
+            quote! {
+                /// Selects entries by argument value, then `.clear()` removes them.
+                pub fn cache_clear_by() -> super::#ty {
+                    super::#ty { #(#fields: ::std::option::Option::None,)* }
+                }
+            }
+        });
+        let doc = format!("Cache controls of [`{raw}()`](fn@{raw}).");
+        quote! {
+            #builder
+            #[doc = #doc]
+            #vis mod #name {
+                /// The cache handle.
+                pub fn cache() -> &'static super::#alias {
+                    super::#handle_fn()
+                }
+                /// Clears this function's cache, then its dependents'; returns the entries removed.
+                #clear_sig -> ::std::result::Result<usize, ::memo_alchemy::Error> {
+                    #clear_call
+                }
+                #builder_fn
+                /// Hits, misses, evictions, errors and length.
+                pub fn cache_stats() -> ::memo_alchemy::CacheStats {
+                    super::#function_fn().stats()
+                }
+            }
+        }
+    }
+
+    /// The typed partial-clear builder of a strict free function.
+    fn builder(&self, func: &Func, parts: &[KeyPart]) -> TokenStream {
+        let raw = func.name().unraw();
+        let vis = &self.vis;
+        let ty = format_ident!("__memo_{raw}_ClearBy");
+        let function_fn = &self.function_fn;
+        let args: Vec<_> = parts.iter().filter(|p| p.name != "self").collect();
+        let fields = args.iter().map(|p| {
+            let (f, b) = (format_ident!("{}", p.name), &p.borrowed);
+            quote!(#f: ::std::option::Option<<#b as ::std::borrow::ToOwned>::Owned>)
+        });
+        let setters = args.iter().map(|p| {
+            let (f, b) = (format_ident!("{}", p.name), &p.borrowed);
+            let doc = format!("Selects the entries whose `{}` equals `value`.", p.name);
+            quote! {
+                #[doc = #doc]
+                pub fn #f(mut self, value: impl ::std::convert::Into<<#b as ::std::borrow::ToOwned>::Owned>) -> Self {
+                    self.#f = ::std::option::Option::Some(value.into());
+                    self
+                }
+            }
+        });
+        let adds = args.iter().map(|p| {
+            let f = format_ident!("{}", p.name);
+            let (name, text) = (&p.name, p.borrowed.to_token_stream().to_string());
+            quote! {
+                if let ::std::option::Option::Some(value) = &self.#f {
+                    selector = ::memo_alchemy::__private::select(__memo_function, selector, #name, #text, value)?;
+                }
+            }
+        });
+        let (clear_sig, run) = if self.is_async {
+            (quote!(pub async fn clear(self)), quote!(__memo_function.clear_by_async(&selector).await))
+        } else {
+            (quote!(pub fn clear(self)), quote!(__memo_function.clear_by(&selector)))
+        };
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            #[must_use = "a partial clear does nothing until `.clear()`"]
+            #vis struct #ty { #(#fields,)* }
+
+            impl #ty {
+                #(#setters)*
+                /// Removes the selected entries and cascades to dependents; returns the entries removed.
+                #clear_sig -> ::std::result::Result<usize, ::memo_alchemy::Error> {
+                    let __memo_function = #function_fn();
+                    let mut selector = ::memo_alchemy::__private::Selector::new();
+                    #(#adds)*
+                    #run
+                }
+            }
+        }
+    }
+}
+
+fn option(value: Option<i64>) -> TokenStream {
+    match value {
+        Some(n) => quote!(::std::option::Option::Some(#n)),
+        None => quote!(::std::option::Option::None),
+    }
+}
+
+/// `a::b::add` becomes `a::b::__memo_add_function as fn() -> ...`, spanned on the path.
+fn dependency_fn(path: &Path) -> TokenStream {
+    let mut path = path.clone();
+    let span = path.span();
+    if let Some(last) = path.segments.last_mut() {
+        last.ident = Ident::new(&format!("__memo_{}_function", last.ident.unraw()), last.ident.span());
+    }
+    quote_spanned!(span=> #path as fn() -> &'static ::memo_alchemy::CachedFunction)
+}
+
+fn signature_text(func: &Func) -> String {
+    let inputs = func.item.sig.inputs.iter().map(|i| i.to_token_stream().to_string()).collect::<Vec<_>>();
+    format!("({}) -> {}", inputs.join(", "), func.output.to_token_stream())
+}

@@ -1,0 +1,32 @@
+//! Cross-checks between the attribute and the function.
+
+use crate::attr::{Attr, Backend};
+use crate::ctxt::Ctxt;
+use crate::signature::Func;
+
+pub(crate) fn check(cx: &mut Ctxt, attr: &Attr, func: &Func) {
+    if let Some((true, span)) = attr.is_method.value {
+        if func.receiver.is_none() {
+            cx.syn_error(syn::Error::new(
+                span,
+                "`is_method = true` leaves the receiver out of the key, but this function has no `self`: remove it",
+            ));
+        }
+    }
+    if let Some(Backend::Named(name @ ("json" | "pickle" | "distributed_memory"), span)) = attr.backend.value
+    {
+        cx.syn_error(syn::Error::new(
+            span,
+            format!(
+                "the `{name}` backend is not available yet in this version of memo-alchemy: use \"memory\""
+            ),
+        ));
+    }
+    if attr.strict.value == Some(true) {
+        for arg in &func.args {
+            if arg.name == "clear" {
+                cx.error(&arg.name, "with `strict = true`, an argument cannot be named `clear`: `cache_clear_by().clear()` finishes the builder; rename it");
+            }
+        }
+    }
+}
