@@ -69,7 +69,7 @@ impl<'a, T> Fill<'a, T> {
 /// generation live in the handle, so a backend only stores, finds and removes.
 /// The `*_async` methods default to the blocking ones, which suits in-process stores;
 /// network stores override them.
-pub trait Backend<K, V>: Send + Sync + Sized + 'static {
+pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sync + Sized + 'static {
     /// The backend's name, as in `#[cache(backend = "...")]` and in keys.
     const NAME: &'static str;
     /// What a miss hands to the later fill.
@@ -121,10 +121,7 @@ pub trait Backend<K, V>: Send + Sync + Sized + 'static {
     fn get_async<'a, Q: KeyRef<K> + Sync + ?Sized>(
         &'a self,
         key: &'a Q,
-    ) -> impl Future<Output = Result<Lookup<V, Self::Ticket>, Error>> + Send + 'a
-    where
-        V: Send + 'a,
-    {
+    ) -> impl Future<Output = Result<Lookup<V, Self::Ticket>, Error>> + Send + 'a {
         ready(self.get(key))
     }
 

@@ -58,9 +58,9 @@ pub fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcar
 }
 
 macro_rules! tuple_keys {
-    ($( ($($name:ident $idx:tt),*) )*) => {$(
-        impl<'a, $($name: ?Sized + ToOwned + Hash + Eq),*> KeyRef<($($name::Owned,)*)>
-            for ($(&'a $name,)*)
+    ($( ($($name:ident $idx:tt $life:lifetime),*) )*) => {$(
+        impl<$($life,)* $($name: ?Sized + ToOwned + Hash + Eq),*> KeyRef<($($name::Owned,)*)>
+            for ($(&$life $name,)*)
         {
             #[inline]
             #[allow(unused_variables)]
@@ -92,18 +92,18 @@ macro_rules! tuple_keys {
 
 tuple_keys! {
     ()
-    (A 0)
-    (A 0, B 1)
-    (A 0, B 1, C 2)
-    (A 0, B 1, C 2, D 3)
-    (A 0, B 1, C 2, D 3, E 4)
-    (A 0, B 1, C 2, D 3, E 4, F 5)
-    (A 0, B 1, C 2, D 3, E 4, F 5, G 6)
-    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7)
-    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8)
-    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9)
-    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, L 10)
-    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, L 10, M 11)
+    (A 0 'a)
+    (A 0 'a, B 1 'b)
+    (A 0 'a, B 1 'b, C 2 'c)
+    (A 0 'a, B 1 'b, C 2 'c, D 3 'd)
+    (A 0 'a, B 1 'b, C 2 'c, D 3 'd, E 4 'e)
+    (A 0 'a, B 1 'b, C 2 'c, D 3 'd, E 4 'e, F 5 'f)
+    (A 0 'a, B 1 'b, C 2 'c, D 3 'd, E 4 'e, F 5 'f, G 6 'g)
+    (A 0 'a, B 1 'b, C 2 'c, D 3 'd, E 4 'e, F 5 'f, G 6 'g, H 7 'h)
+    (A 0 'a, B 1 'b, C 2 'c, D 3 'd, E 4 'e, F 5 'f, G 6 'g, H 7 'h, I 8 'i)
+    (A 0 'a, B 1 'b, C 2 'c, D 3 'd, E 4 'e, F 5 'f, G 6 'g, H 7 'h, I 8 'i, J 9 'j)
+    (A 0 'a, B 1 'b, C 2 'c, D 3 'd, E 4 'e, F 5 'f, G 6 'g, H 7 'h, I 8 'i, J 9 'j, L 10 'l)
+    (A 0 'a, B 1 'b, C 2 'c, D 3 'd, E 4 'e, F 5 'f, G 6 'g, H 7 'h, I 8 'i, J 9 'j, L 10 'l, M 11 'm)
 }
 
 /// Argument values that a partial clear selects on, by name.

@@ -6,6 +6,11 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, Path, Type};
 
+/// A local of the expansion: mixed-site hygiene keeps it apart from the user's names.
+fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
 use crate::attr::{Attr, Backend};
 use crate::signature::Func;
 
@@ -191,11 +196,12 @@ impl Generated {
             quote!(::std::option::Option::None)
         };
         let function = self.function_path(func);
+        let f = local("__memo_function");
         let body = quote! {
             #(#checks)*
             #value_check
-            let __memo_function = #function();
-            __memo_function.handle(|| <#handle_ty>::open(__memo_function, #strict_keys))
+            let #f = #function();
+            #f.handle(|| <#handle_ty>::open(#f, #strict_keys))
         };
         let raw = func.name().unraw();
         if func.associated {
@@ -223,32 +229,34 @@ impl Generated {
         let item = &func.item;
         let (attrs, vis, sig, block) = (&item.attrs, &item.vis, &item.sig, &item.block);
         let (handle_fn, mode, output) = (&self.handle_fn, &self.mode, &self.output);
+        let (cache, miss, value, ret) =
+            (local("__memo_cache"), local("__memo_miss"), local("__memo_value"), local("__memo_return"));
         let borrows = parts.iter().map(|p| &p.borrow);
         let key = quote!((#(#borrows,)*));
         let hit = quote! {
-            ::memo_alchemy::__private::Lookup::Hit(__memo_value) => {
-                return <#mode as ::memo_alchemy::__private::Mode<#output>>::join(__memo_value);
+            ::memo_alchemy::__private::Lookup::Hit(#value) => {
+                return <#mode as ::memo_alchemy::__private::Mode<#output>>::join(#value);
             }
-            ::memo_alchemy::__private::Lookup::Miss(__memo_miss) => __memo_miss,
+            ::memo_alchemy::__private::Lookup::Miss(#miss) => #miss,
         };
         let body = if self.is_async {
             quote! {
-                let __memo_cache = #handle_fn();
-                let __memo_miss = match __memo_cache.lookup_async(&#key).await { #hit };
-                __memo_cache
-                    .compute_async::<#output, #mode>(__memo_miss, async move {
+                let #cache = #handle_fn();
+                let #miss = match #cache.lookup_async(&#key).await { #hit };
+                #cache
+                    .compute_async::<#output, #mode>(#miss, async move {
                         #[allow(unreachable_code, clippy::diverging_sub_expression)]
-                        let __memo_return: #output = #block;
+                        let #ret: #output = #block;
                         #[allow(unreachable_code)]
-                        __memo_return
+                        #ret
                     })
                     .await
             }
         } else {
             quote! {
-                let __memo_cache = #handle_fn();
-                let __memo_miss = match __memo_cache.lookup(&#key) { #hit };
-                __memo_cache.compute::<#output, #mode>(__memo_miss, move || -> #output #block)
+                let #cache = #handle_fn();
+                let #miss = match #cache.lookup(&#key) { #hit };
+                #cache.compute::<#output, #mode>(#miss, move || -> #output #block)
             }
         };
         quote! {
@@ -356,6 +364,8 @@ impl Generated {
         let vis = &self.vis;
         let ty = format_ident!("__memo_{raw}_ClearBy");
         let function_fn = &self.function_fn;
+        let (f, selector, value) =
+            (local("__memo_function"), local("__memo_selector"), local("__memo_value"));
         let args: Vec<_> = parts.iter().filter(|p| p.name != "self").collect();
         let fields = args.iter().map(|p| {
             let (f, b) = (format_ident!("{}", p.name), &p.borrowed);
@@ -373,18 +383,18 @@ impl Generated {
             }
         });
         let adds = args.iter().map(|p| {
-            let f = format_ident!("{}", p.name);
+            let field = format_ident!("{}", p.name);
             let (name, text) = (&p.name, p.borrowed.to_token_stream().to_string());
             quote! {
-                if let ::std::option::Option::Some(value) = &self.#f {
-                    selector = ::memo_alchemy::__private::select(__memo_function, selector, #name, #text, value)?;
+                if let ::std::option::Option::Some(#value) = &self.#field {
+                    #selector = ::memo_alchemy::__private::select(#f, #selector, #name, #text, #value)?;
                 }
             }
         });
         let (clear_sig, run) = if self.is_async {
-            (quote!(pub async fn clear(self)), quote!(__memo_function.clear_by_async(&selector).await))
+            (quote!(pub async fn clear(self)), quote!(#f.clear_by_async(&#selector).await))
         } else {
-            (quote!(pub fn clear(self)), quote!(__memo_function.clear_by(&selector)))
+            (quote!(pub fn clear(self)), quote!(#f.clear_by(&#selector)))
         };
         quote! {
             #[doc(hidden)]
@@ -396,8 +406,8 @@ impl Generated {
                 #(#setters)*
                 /// Removes the selected entries and cascades to dependents; returns the entries removed.
                 #clear_sig -> ::std::result::Result<usize, ::memo_alchemy::Error> {
-                    let __memo_function = #function_fn();
-                    let mut selector = ::memo_alchemy::__private::Selector::new();
+                    let #f = #function_fn();
+                    let mut #selector = ::memo_alchemy::__private::Selector::new();
                     #(#adds)*
                     #run
                 }
