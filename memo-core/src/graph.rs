@@ -196,6 +196,11 @@ async fn cascade_async(root: &'static CachedFunction, selector: Option<&Selector
 }
 
 impl CachedFunction {
+    /// The functions a full clear of this one reaches, itself first, each once.
+    pub fn clear_plan(&'static self) -> Vec<&'static CachedFunction> {
+        plan(self, None).into_iter().map(|(f, _)| f).collect()
+    }
+
     /// Clears this function, then everything downstream of it; returns the entries
     /// removed in all.
     ///

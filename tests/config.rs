@@ -1,0 +1,83 @@
+//! Configuration: builder, environment variables, install, and redaction.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use memo_alchemy::{cache, Config, Error, RedisUrl};
+
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> =
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    move |name| map.get(name).cloned()
+}
+
+#[test]
+fn environment_values_are_read() {
+    let config = Config::from_vars(vars(&[
+        ("MEMO_DEFAULT_LIMIT", "50"),
+        ("MEMO_DEFAULT_EXPIRE", "-1"),
+        ("MEMO_KEY_PREFIX", "shop"),
+        ("MEMO_REDIS_URL", "redis://cache:6380/2"),
+    ]))
+    .unwrap();
+    assert_eq!(config.default_limit(), 50);
+    assert_eq!(config.default_expire(), -1);
+    assert_eq!(config.key_prefix(), "shop");
+    assert_eq!(config.redis_url().expose(), "redis://cache:6380/2");
+}
+
+#[test]
+fn bad_environment_values_name_the_variable_and_the_value() {
+    for (var, value) in [
+        ("MEMO_DEFAULT_LIMIT", "ten"),
+        ("MEMO_DEFAULT_LIMIT", "-2"),
+        ("MEMO_DEFAULT_EXPIRE", "1.5"),
+        ("MEMO_KEY_PREFIX", "has space"),
+        ("MEMO_REDIS_URL", "http://nope"),
+    ] {
+        let err = Config::from_vars(vars(&[(var, value)])).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Config { .. }), "{text}");
+        assert!(text.contains(var), "{text} names {var}");
+        assert!(text.contains(value), "{text} shows {value}");
+    }
+}
+
+#[test]
+fn builder_errors_name_the_setting() {
+    let err = Config::builder().default_expire(-3).build().unwrap_err();
+    assert!(err.to_string().contains("default_expire"), "{err}");
+    assert!(err.to_string().contains("-3"), "{err}");
+}
+
+#[test]
+fn passwords_never_print() {
+    let url = RedisUrl::new("redis://admin:hunter2@db.internal:6379/0");
+    assert_eq!(url.to_string(), "redis://admin:***@db.internal:6379/0");
+    assert!(!format!("{url:?}").contains("hunter2"));
+    let config = Config::builder().redis_url("rediss://:hunter2@db:6380").build().unwrap();
+    assert!(!format!("{config:?}").contains("hunter2"));
+    let err = Config::builder().redis_url("ftp://u:hunter2@db").build().unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// No `limit` in the attribute: the installed default (2) applies.
+#[cache]
+fn defaulted(a: u32) -> u32 {
+    RUNS.fetch_add(1, SeqCst);
+    a
+}
+
+#[test]
+fn installed_defaults_apply_and_install_happens_once() {
+    // This is the only test of this binary that makes a cached call or installs.
+    Config::builder().default_limit(2).build().unwrap().install().unwrap();
+    assert!(matches!(Config::builder().build().unwrap().install(), Err(Error::AlreadyInstalled)));
+    for a in [1, 2, 3] {
+        defaulted(a);
+    }
+    let stats = defaulted::cache_stats();
+    assert_eq!((stats.len, stats.evictions), (Some(2), 1));
+}
