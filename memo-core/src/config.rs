@@ -51,7 +51,6 @@ impl Default for Config {
 
 impl Config {
     /// Starts a builder from the defaults.
-    #[must_use]
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder::default()
     }

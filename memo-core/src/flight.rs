@@ -13,10 +13,13 @@ use std::task::{Context, Poll, Waker};
 use hashbrown::HashTable;
 use parking_lot::{Condvar, Mutex};
 
+/// One in-flight computation in the table: its key's hash, the key, the flight.
+type Entry<K, V> = (u64, K, Arc<Flight<V>>);
+
 /// The in-flight computations of one function, by key.
 #[derive(Debug)]
 pub struct Flights<K, V> {
-    table: Mutex<HashTable<(u64, K, Arc<Flight<V>>)>>,
+    table: Mutex<HashTable<Entry<K, V>>>,
     hasher: foldhash::fast::RandomState,
 }
 

@@ -67,6 +67,7 @@ macro_rules! tuple_keys {
             fn matches(&self, owned: &($($name::Owned,)*)) -> bool {
                 true $(&& *self.$idx == *Borrow::<$name>::borrow(&owned.$idx))*
             }
+            #[allow(clippy::unused_unit)]
             fn to_owned_key(&self) -> ($($name::Owned,)*) {
                 ($(self.$idx.to_owned(),)*)
             }
@@ -160,10 +161,13 @@ impl Selector {
     }
 }
 
+/// Encodes argument `index` of an owned key, `None` past the end.
+type EncodeArg<K> = fn(&K, usize) -> Option<Result<Vec<u8>, postcard::Error>>;
+
 /// How a strict function's store encodes one argument of an owned key.
 #[derive(Debug)]
 pub struct StrictKeys<K> {
-    encode: fn(&K, usize) -> Option<Result<Vec<u8>, postcard::Error>>,
+    encode: EncodeArg<K>,
 }
 
 impl<K> Clone for StrictKeys<K> {

@@ -1,10 +1,12 @@
 //! `#[cache(...)]` parsed into one typed struct. Every key goes through
 //! [`Setting::set`], which reports a duplicate on the second key.
 
-use proc_macro2::{Span, TokenStream};
-use syn::parse::Parser;
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::quote;
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, ExprUnary, Lit, LitStr, Meta, Path, Token, UnOp};
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Path, PathSegment, Token, UnOp};
 
 use crate::ctxt::Ctxt;
 
@@ -16,6 +18,7 @@ const BACKEND: &str = "backend";
 const DEPENDENCY: &str = "dependency";
 const CACHE_KEY_PREFIX: &str = "cache_key_prefix";
 const KEYS: &str = "limit, expire, is_method, strict, backend, dependency, cache_key_prefix";
+const ALL_KEYS: [&str; 7] = [LIMIT, EXPIRE, IS_METHOD, STRICT, BACKEND, DEPENDENCY, CACHE_KEY_PREFIX];
 
 /// The backends known by name.
 pub(crate) const BACKENDS: [&str; 4] = ["memory", "distributed_memory", "json", "pickle"];
@@ -71,22 +74,22 @@ impl Attr {
             dependency: Setting::new(DEPENDENCY),
             cache_key_prefix: Setting::new(CACHE_KEY_PREFIX),
         };
-        let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
-            Ok(metas) => metas,
+        let entries = match Punctuated::<Entry, Token![,]>::parse_terminated.parse2(args) {
+            Ok(entries) => entries,
             Err(err) => {
                 cx.syn_error(err);
                 return attr;
             }
         };
-        for meta in metas {
-            let Meta::NameValue(nv) = meta else {
-                let path = meta.path();
-                cx.error(path, format!("expected `key = value`; the keys are {KEYS}"));
-                continue;
+        for entry in &entries {
+            let (key, value) = match entry {
+                Entry::Value(key, value) => (key, value),
+                Entry::Bare(key, rest) => {
+                    cx.error(quote!(#key #rest), bare_key_message(key));
+                    continue;
+                }
             };
-            let key = &nv.path;
-            let value = &nv.value;
-            let name = key.get_ident().map(ToString::to_string).unwrap_or_default();
+            let name = key_name(key);
             match name.as_str() {
                 LIMIT => {
                     if let Some(n) = policy(cx, LIMIT, value) {
@@ -129,7 +132,7 @@ impl Attr {
                         "expected a non-empty string without spaces or `:`, e.g. `\"billing\"`",
                     ),
                 },
-                _ => cx.error(key, format!("unknown key; the keys are {KEYS}")),
+                _ => cx.error(key, unknown_key_message(&name)),
             }
         }
         if let Some(preset) = preset {
@@ -137,6 +140,103 @@ impl Attr {
         }
         attr
     }
+}
+
+/// One element of the attribute: `key = value`, or a key without `= value`.
+enum Entry {
+    Value(Path, Expr),
+    /// `strict` or `strict(true)`: the key and whatever follows it up to the next comma.
+    Bare(Path, TokenStream),
+}
+
+impl Parse for Entry {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Entry> {
+        let key = key_path(input)?;
+        if input.parse::<Option<Token![=]>>()?.is_some() {
+            // An expression, not `syn::Meta`'s literal shortcut: that one folds `-2` into
+            // one literal spanned on the `-` alone, so errors would not cover the number.
+            return Ok(Entry::Value(key, input.parse()?));
+        }
+        let mut rest = TokenStream::new();
+        while !input.is_empty() && !input.peek(Token![,]) {
+            rest.extend([input.parse::<TokenTree>()?]);
+        }
+        Ok(Entry::Bare(key, rest))
+    }
+}
+
+/// A key: an identifier (keywords included, so that `type = 1` is reported as an
+/// unknown key) or a `::` path, which is never a key either.
+fn key_path(input: ParseStream<'_>) -> syn::Result<Path> {
+    let mut path = Path { leading_colon: input.parse()?, segments: Punctuated::new() };
+    path.segments
+        .push_value(PathSegment::from(Ident::parse_any(input).map_err(|e| {
+            syn::Error::new(e.span(), format!("expected `key = value`; the keys are {KEYS}"))
+        })?));
+    while input.peek(Token![::]) {
+        path.segments.push_punct(input.parse()?);
+        path.segments.push_value(PathSegment::from(Ident::parse_any(input)?));
+    }
+    Ok(path)
+}
+
+/// The key as written: `limit`, or `a::b` for a path (which is never a key).
+fn key_name(key: &Path) -> String {
+    match key.get_ident() {
+        Some(ident) => ident.to_string(),
+        None => quote!(#key).to_string().replace(' ', ""),
+    }
+}
+
+/// What to write instead of a key with no `= value`.
+fn bare_key_message(key: &Path) -> String {
+    let name = key_name(key);
+    let example = match name.as_str() {
+        LIMIT => "limit = 1000",
+        EXPIRE => "expire = 60",
+        IS_METHOD => "is_method = true",
+        STRICT => "strict = true",
+        BACKEND => "backend = \"memory\"",
+        DEPENDENCY => "dependency = [other_cached_fn]",
+        CACHE_KEY_PREFIX => "cache_key_prefix = \"billing\"",
+        _ => return unknown_key_message(&name),
+    };
+    format!("`{name}` needs a value: write `{example}`")
+}
+
+/// "unknown key", with the known key the user most likely meant.
+fn unknown_key_message(name: &str) -> String {
+    let meant = match name {
+        "ttl" | "timeout" | "max_age" => Some(EXPIRE),
+        "size" | "maxsize" | "max_size" | "capacity" => Some(LIMIT),
+        "dependencies" | "depends_on" | "deps" => Some(DEPENDENCY),
+        _ => ALL_KEYS
+            .into_iter()
+            .map(|k| (edit_distance(name, k), k))
+            .filter(|&(d, k)| d <= 2 || (name.len() >= 4 && k.contains(name)))
+            .min()
+            .map(|(_, k)| k),
+    };
+    match meant {
+        Some(k) => format!("unknown key `{name}`: did you mean `{k}`? The keys are {KEYS}"),
+        None => format!("unknown key `{name}`; the keys are {KEYS}"),
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn key_span(key: &Path) -> Span {

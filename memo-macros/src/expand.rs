@@ -186,9 +186,17 @@ impl Generated {
                 quote_spanned!(p.span=> ::memo_alchemy::__private::assert_key::<#b>();)
             }
         });
-        let (output, value_ty) = (&self.output, &self.value_ty);
-        let value_check =
-            quote_spanned!(output.span()=> ::memo_alchemy::__private::assert_value::<#value_ty>(););
+        // Spanned on the return type, so that a missing bound is reported there.
+        let output = &self.output;
+        let span = output.span();
+        let mode = if func.fallible {
+            quote_spanned!(span=> ::memo_alchemy::__private::Fallible)
+        } else {
+            quote_spanned!(span=> ::memo_alchemy::__private::Plain)
+        };
+        let value_check = quote_spanned!(span=>
+            ::memo_alchemy::__private::assert_value::<<#mode as ::memo_alchemy::__private::Mode<#output>>::Value>();
+        );
         let (key_ty, handle_ty, vis) = (&self.key_ty, &self.handle_ty, &self.vis);
         let strict_keys = if strict {
             quote!(::std::option::Option::Some(::memo_alchemy::__private::StrictKeys::<#key_ty>::new()))

@@ -69,9 +69,9 @@ impl Func {
                     };
                     let name = pi.ident.clone();
                     let (borrowed, by_ref) = match &*pt.ty {
-                        Type::Reference(TypeReference { mutability: Some(m), .. }) => {
+                        Type::Reference(TypeReference { mutability: Some(_), .. }) => {
                             cx.error(
-                                m,
+                                &pt.ty,
                                 "a `&mut` argument cannot be part of a cache key: take it by value or by `&`",
                             );
                             continue;

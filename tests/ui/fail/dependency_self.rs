@@ -1,16 +1,17 @@
 use memo_alchemy::cache;
 
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct S;
 
 impl S {
     #[cache]
-    fn x(a: u32) -> u32 {
+    fn x(&self, a: u32) -> u32 {
         a
     }
 
     #[cache(dependency = [Self::x])]
-    fn y(a: u32) -> u32 {
-        Self::x(a)
+    fn y(&self, a: u32) -> u32 {
+        self.x(a)
     }
 }
 

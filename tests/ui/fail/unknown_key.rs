@@ -5,4 +5,9 @@ fn f(a: u32) -> u32 {
     a
 }
 
+#[cache(color = "red")]
+fn g(a: u32) -> u32 {
+    a
+}
+
 fn main() {}
