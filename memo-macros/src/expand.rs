@@ -65,7 +65,6 @@ fn key_parts(attr: &Attr, func: &Func) -> Vec<KeyPart> {
 struct Generated {
     vis: syn::Visibility,
     key_ty: TokenStream,
-    value_ty: TokenStream,
     mode: TokenStream,
     output: Type,
     handle_ty: TokenStream,
@@ -106,7 +105,6 @@ impl Generated {
         Generated {
             vis: func.item.vis.clone(),
             key_ty,
-            value_ty,
             mode,
             output,
             handle_ty,
