@@ -98,6 +98,11 @@ where
 
     fn stats(&self) -> StoreStats {
         let state = self.state.lock();
-        StoreStats { evictions: state.evictions, expirations: state.expirations, len: Some(state.lru.len()) }
+        StoreStats {
+            evictions: state.evictions,
+            expirations: state.expirations,
+            len: Some(state.lru.len()),
+            ..StoreStats::default()
+        }
     }
 }

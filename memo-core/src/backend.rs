@@ -31,6 +31,8 @@ pub struct StoreStats {
     pub evictions: u64,
     /// Entries removed because they expired.
     pub expirations: u64,
+    /// Values the store found but could not decode (counted as misses too).
+    pub errors: u64,
     /// Entries stored now, where known.
     pub len: Option<usize>,
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::Error;
 
@@ -14,6 +15,12 @@ pub const DEFAULT_EXPIRE: i64 = 86_400;
 pub const DEFAULT_KEY_PREFIX: &str = "memo";
 /// The default Redis URL.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+/// The default bound on one Redis command, connecting included: 250 ms.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// Consecutive Redis failures that open the circuit breaker.
+pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
+/// How long an open breaker skips Redis before probing again: 5 s.
+pub const DEFAULT_BREAKER_COOLDOWN: Duration = Duration::from_secs(5);
 
 static INSTALLED: OnceLock<Config> = OnceLock::new();
 
@@ -36,6 +43,9 @@ pub struct Config {
     default_expire: i64,
     key_prefix: String,
     redis_url: RedisUrl,
+    redis_timeout: Duration,
+    breaker_failures: u32,
+    breaker_cooldown: Duration,
 }
 
 impl Default for Config {
@@ -45,6 +55,9 @@ impl Default for Config {
             default_expire: DEFAULT_EXPIRE,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             redis_url: RedisUrl(DEFAULT_REDIS_URL.to_owned()),
+            redis_timeout: DEFAULT_REDIS_TIMEOUT,
+            breaker_failures: DEFAULT_BREAKER_FAILURES,
+            breaker_cooldown: DEFAULT_BREAKER_COOLDOWN,
         }
     }
 }
@@ -55,8 +68,9 @@ impl Config {
         ConfigBuilder::default()
     }
 
-    /// Reads `MEMO_DEFAULT_LIMIT`, `MEMO_DEFAULT_EXPIRE`, `MEMO_KEY_PREFIX` and
-    /// `MEMO_REDIS_URL`; unset variables keep their defaults.
+    /// Reads `MEMO_DEFAULT_LIMIT`, `MEMO_DEFAULT_EXPIRE`, `MEMO_KEY_PREFIX`,
+    /// `MEMO_REDIS_URL`, `MEMO_REDIS_TIMEOUT_MS`, `MEMO_REDIS_BREAKER_FAILURES` and
+    /// `MEMO_REDIS_BREAKER_COOLDOWN_MS`; unset variables keep their defaults.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable and its value when one cannot be used.
@@ -91,6 +105,17 @@ impl Config {
         }
         if let Some(v) = var("MEMO_REDIS_URL") {
             builder.redis_url = v;
+        }
+        if let Some(v) = var("MEMO_REDIS_TIMEOUT_MS") {
+            builder.redis_timeout = Duration::from_millis(parse_positive("MEMO_REDIS_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = var("MEMO_REDIS_BREAKER_FAILURES") {
+            let n = parse_positive("MEMO_REDIS_BREAKER_FAILURES", &v)?;
+            builder.breaker_failures = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = var("MEMO_REDIS_BREAKER_COOLDOWN_MS") {
+            builder.breaker_cooldown =
+                Duration::from_millis(parse_positive("MEMO_REDIS_BREAKER_COOLDOWN_MS", &v)?);
         }
         builder.build_named(Names::ENV)
     }
@@ -134,6 +159,23 @@ impl Config {
     pub fn redis_url(&self) -> &RedisUrl {
         &self.redis_url
     }
+
+    /// The longest a cached call waits for Redis (connecting or one command) before it
+    /// computes directly.
+    pub fn redis_timeout(&self) -> Duration {
+        self.redis_timeout
+    }
+
+    /// Consecutive Redis failures after which Redis is skipped for
+    /// [`breaker_cooldown`](Config::breaker_cooldown).
+    pub fn breaker_failures(&self) -> u32 {
+        self.breaker_failures
+    }
+
+    /// How long Redis is skipped once the breaker opens.
+    pub fn breaker_cooldown(&self) -> Duration {
+        self.breaker_cooldown
+    }
 }
 
 /// Builds a [`Config`]; every setter takes and returns the builder.
@@ -144,6 +186,9 @@ pub struct ConfigBuilder {
     default_expire: i64,
     key_prefix: String,
     redis_url: String,
+    redis_timeout: Duration,
+    breaker_failures: u32,
+    breaker_cooldown: Duration,
 }
 
 impl Default for ConfigBuilder {
@@ -153,6 +198,9 @@ impl Default for ConfigBuilder {
             default_expire: DEFAULT_EXPIRE,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             redis_url: DEFAULT_REDIS_URL.to_owned(),
+            redis_timeout: DEFAULT_REDIS_TIMEOUT,
+            breaker_failures: DEFAULT_BREAKER_FAILURES,
+            breaker_cooldown: DEFAULT_BREAKER_COOLDOWN,
         }
     }
 }
@@ -163,6 +211,8 @@ struct Names {
     expire: &'static str,
     prefix: &'static str,
     redis_url: &'static str,
+    redis_timeout: &'static str,
+    breaker_failures: &'static str,
 }
 
 impl Names {
@@ -171,12 +221,16 @@ impl Names {
         expire: "default_expire",
         prefix: "key_prefix",
         redis_url: "redis_url",
+        redis_timeout: "redis_timeout",
+        breaker_failures: "breaker_failures",
     };
     const ENV: Names = Names {
         limit: "MEMO_DEFAULT_LIMIT",
         expire: "MEMO_DEFAULT_EXPIRE",
         prefix: "MEMO_KEY_PREFIX",
         redis_url: "MEMO_REDIS_URL",
+        redis_timeout: "MEMO_REDIS_TIMEOUT_MS",
+        breaker_failures: "MEMO_REDIS_BREAKER_FAILURES",
     };
 }
 
@@ -202,6 +256,24 @@ impl ConfigBuilder {
     /// The Redis server, `redis://[user:password@]host[:port][/db]` or `rediss://` for TLS.
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.redis_url = url.into();
+        self
+    }
+
+    /// The longest a cached call waits for Redis before computing directly.
+    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
+        self.redis_timeout = timeout;
+        self
+    }
+
+    /// Consecutive failures that make the library skip Redis for a cool-down.
+    pub fn breaker_failures(mut self, failures: u32) -> Self {
+        self.breaker_failures = failures;
+        self
+    }
+
+    /// How long Redis is skipped once the breaker opens.
+    pub fn breaker_cooldown(mut self, cooldown: Duration) -> Self {
+        self.breaker_cooldown = cooldown;
         self
     }
 
@@ -232,11 +304,28 @@ impl ConfigBuilder {
                 reason: "use redis://host:port/db, rediss:// for TLS or unix:///path".into(),
             });
         }
+        if self.redis_timeout.is_zero() {
+            return Err(Error::Config {
+                setting: names.redis_timeout,
+                value: format!("{:?}", self.redis_timeout),
+                reason: "use a positive timeout, such as 250 ms".into(),
+            });
+        }
+        if self.breaker_failures == 0 {
+            return Err(Error::Config {
+                setting: names.breaker_failures,
+                value: "0".into(),
+                reason: "use at least 1 failure before the breaker opens".into(),
+            });
+        }
         Ok(Config {
             default_limit: self.default_limit,
             default_expire: self.default_expire,
             key_prefix: self.key_prefix,
             redis_url: url,
+            redis_timeout: self.redis_timeout,
+            breaker_failures: self.breaker_failures,
+            breaker_cooldown: self.breaker_cooldown,
         })
     }
 }
@@ -247,6 +336,17 @@ fn parse_int(setting: &'static str, value: &str) -> Result<i64, Error> {
         value: value.to_owned(),
         reason: "expected a whole number: -1 for none, 0 to turn caching off".into(),
     })
+}
+
+fn parse_positive(setting: &'static str, value: &str) -> Result<u64, Error> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(Error::Config {
+            setting,
+            value: value.to_owned(),
+            reason: "expected a positive whole number".into(),
+        }),
+    }
 }
 
 fn check_policy(setting: &'static str, value: i64) -> Result<(), Error> {

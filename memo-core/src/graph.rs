@@ -16,6 +16,51 @@ pub struct Registration(pub &'static CachedFunction);
 
 inventory::collect!(Registration);
 
+/// How a backend with shared storage clears a function that this process never
+/// opened (its entries may still be in Redis, written by other processes). Submitted
+/// by the backend crate; `selector` is `None` for a full clear.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ColdClear {
+    pub backend: &'static str,
+    pub clear: fn(&'static CachedFunction, Option<&Selector>) -> Result<usize, Error>,
+}
+
+inventory::collect!(ColdClear);
+
+/// Removes a backend's leftover entries under the configured prefix, for
+/// [`flush_all`]. Returns the entries removed.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Sweep(pub fn() -> Result<usize, Error>);
+
+inventory::collect!(Sweep);
+
+/// Clears `f` in this process: its opened handles, or its shared store when it has
+/// none open.
+fn clear_one(f: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
+    let controls = f.controls();
+    if controls.is_empty() {
+        return match inventory::iter::<ColdClear>.into_iter().find(|c| c.backend == f.backend()) {
+            Some(cold) => (cold.clear)(f, selector),
+            None => Ok(0),
+        };
+    }
+    let mut removed = 0;
+    let mut first_error = None;
+    for control in controls {
+        let result = match selector {
+            Some(s) => control.clear_own_by(s),
+            None => control.clear_own(),
+        };
+        match result {
+            Ok(n) => removed += n,
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    first_error.map_or(Ok(removed), Err)
+}
+
 /// Every cached function of the program, whether or not it has run, in no set order.
 ///
 /// ```
@@ -162,15 +207,10 @@ fn cascade(root: &'static CachedFunction, selector: Option<&Selector>) -> Result
     let mut removed = 0;
     let mut first_error = None;
     for (f, step) in plan(root, selector) {
-        for control in f.controls() {
-            let result = match (step, selector) {
-                (Step::Matching, Some(s)) => control.clear_own_by(s),
-                _ => control.clear_own(),
-            };
-            match result {
-                Ok(n) => removed += n,
-                Err(e) => first_error = first_error.or(Some(e)),
-            }
+        let scope = if step == Step::Matching { selector } else { None };
+        match clear_one(f, scope) {
+            Ok(n) => removed += n,
+            Err(e) => first_error = first_error.or(Some(e)),
         }
     }
     first_error.map_or(Ok(removed), Err)
@@ -181,10 +221,19 @@ async fn cascade_async(root: &'static CachedFunction, selector: Option<&Selector
     let mut removed = 0;
     let mut first_error = None;
     for (f, step) in plan(root, selector) {
-        for control in f.controls() {
-            let result = match (step, selector) {
-                (Step::Matching, Some(s)) => control.clear_own_by_async(s).await,
-                _ => control.clear_own_async().await,
+        let scope = if step == Step::Matching { selector } else { None };
+        let controls = f.controls();
+        if controls.is_empty() {
+            // Never opened here: the backend's blocking cold clear (rare).
+            match clear_one(f, scope) {
+                Ok(n) => removed += n,
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        for control in controls {
+            let result = match scope {
+                Some(s) => control.clear_own_by_async(s).await,
+                None => control.clear_own_async().await,
             };
             match result {
                 Ok(n) => removed += n,
@@ -235,15 +284,20 @@ impl CachedFunction {
     }
 }
 
-/// Clears every cached function of the program; returns the entries removed.
+/// Clears every cached function of the program, then every entry left under the
+/// configured prefix in shared stores (Redis), never a key outside it. Returns the
+/// entries removed.
 ///
 /// # Errors
 /// The first store that could not be cleared; the others are still cleared.
 pub fn flush_all() -> Result<usize, Error> {
     let mut removed = 0;
     let mut first_error = None;
-    for control in registry().flat_map(CachedFunction::controls) {
-        match control.clear_own() {
+    let results = registry()
+        .map(|f| clear_one(f, None))
+        .chain(inventory::iter::<Sweep>.into_iter().map(|sweep| (sweep.0)()));
+    for result in results {
+        match result {
             Ok(n) => removed += n,
             Err(e) => first_error = first_error.or(Some(e)),
         }

@@ -269,6 +269,7 @@ where
             let s = store.stats();
             stats.evictions = s.evictions;
             stats.expirations = s.expirations;
+            stats.errors += s.errors;
             stats.len = s.len;
         }
         stats

@@ -21,12 +21,13 @@ pub use backend::{Backend, Fill, Lookup, Policy, StoreStats};
 pub use clear_by::ClearBy;
 pub use clock::now_ms;
 pub use config::{
-    Config, ConfigBuilder, RedisUrl, DEFAULT_EXPIRE, DEFAULT_KEY_PREFIX, DEFAULT_LIMIT, DEFAULT_REDIS_URL,
+    Config, ConfigBuilder, RedisUrl, DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_FAILURES, DEFAULT_EXPIRE,
+    DEFAULT_KEY_PREFIX, DEFAULT_LIMIT, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL,
 };
 pub use error::Error;
 pub use flight::{Flight, Flights, Leader, Role, WaitFuture};
 pub use function::{CacheControl, CachedFunction, Decl};
-pub use graph::{flush_all, plan, registry, FunctionCacheDependency, Registration, Step};
+pub use graph::{flush_all, plan, registry, ColdClear, FunctionCacheDependency, Registration, Step, Sweep};
 pub use handle::{FunctionCache, Miss};
 pub use key::{encode_value, Field, KeyRef, OwnedKey, Selector, StrictArgs, StrictKeys};
 pub use mode::{Fallible, Mode, Plain};
