@@ -4,6 +4,8 @@ use std::hash::Hash;
 
 pub use inventory;
 pub use memo_backends::Memory;
+#[cfg(feature = "redis")]
+pub use memo_backends::{Json, Pickle};
 pub use memo_core::{Decl, Fallible, Lookup, Mode, Plain, Registration, Selector, StrictKeys};
 use serde::Serialize;
 
@@ -25,6 +27,10 @@ where
 
 /// Fails to compile, on the return type, when the cached value cannot be stored.
 pub fn assert_value<V: Clone + Send + Sync + 'static>() {}
+
+/// [`assert_value`], plus what the Redis backends need to store and read it back.
+pub fn assert_serialized_value<V: Clone + Send + Sync + Serialize + serde::de::DeserializeOwned + 'static>() {
+}
 
 /// Adds one argument to a partial clear's selector.
 ///

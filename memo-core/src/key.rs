@@ -191,6 +191,11 @@ impl<K: StrictArgs> Default for StrictKeys<K> {
 }
 
 impl<K> StrictKeys<K> {
+    /// The canonical encoding of argument `index` of `key`, or `None` past the end.
+    pub fn encode(&self, key: &K, index: usize) -> Option<Result<Vec<u8>, postcard::Error>> {
+        (self.encode)(key, index)
+    }
+
     /// Whether `key` has every resolved value. An argument that cannot be encoded
     /// counts as matching: clearing too much is safe, keeping a stale entry is not.
     pub fn matches(&self, key: &K, resolved: &[(usize, &[u8])]) -> bool {

@@ -90,6 +90,10 @@ impl Generated {
         let value_ty = quote!(<#mode as ::memo_alchemy::__private::Mode<#output>>::Value);
         let store = match &attr.backend.value {
             Some(Backend::Custom(path)) => quote!(#path<#key_ty, #value_ty>),
+            Some(Backend::Named("json", _)) => quote!(::memo_alchemy::__private::Json<#key_ty, #value_ty>),
+            Some(Backend::Named("pickle", _)) => {
+                quote!(::memo_alchemy::__private::Pickle<#key_ty, #value_ty>)
+            }
             _ => quote!(::memo_alchemy::__private::Memory<#key_ty, #value_ty>),
         };
         let handle_ty = quote!(::memo_alchemy::FunctionCache<#key_ty, #value_ty, #store>);
@@ -176,9 +180,10 @@ impl Generated {
     /// The typed handle accessor, with the bound checks spanned on the user's types.
     fn accessor(&self, attr: &Attr, func: &Func, parts: &[KeyPart]) -> TokenStream {
         let strict = attr.strict.value.unwrap_or(false);
+        let serialized = matches!(attr.backend.value, Some(Backend::Named("json" | "pickle", _)));
         let checks = parts.iter().map(|p| {
             let b = &p.borrowed;
-            if strict {
+            if strict || serialized {
                 quote_spanned!(p.span=> ::memo_alchemy::__private::assert_strict_key::<#b>();)
             } else {
                 quote_spanned!(p.span=> ::memo_alchemy::__private::assert_key::<#b>();)
@@ -192,8 +197,13 @@ impl Generated {
         } else {
             quote_spanned!(span=> ::memo_alchemy::__private::Plain)
         };
+        let assert_value = if serialized {
+            quote_spanned!(span=> ::memo_alchemy::__private::assert_serialized_value)
+        } else {
+            quote_spanned!(span=> ::memo_alchemy::__private::assert_value)
+        };
         let value_check = quote_spanned!(span=>
-            ::memo_alchemy::__private::assert_value::<<#mode as ::memo_alchemy::__private::Mode<#output>>::Value>();
+            #assert_value::<<#mode as ::memo_alchemy::__private::Mode<#output>>::Value>();
         );
         let (key_ty, handle_ty, vis) = (&self.key_ty, &self.handle_ty, &self.vis);
         let strict_keys = if strict {

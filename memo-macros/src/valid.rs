@@ -13,8 +13,7 @@ pub(crate) fn check(cx: &mut Ctxt, attr: &Attr, func: &Func) {
             ));
         }
     }
-    if let Some(Backend::Named(name @ ("json" | "pickle" | "distributed_memory"), span)) = attr.backend.value
-    {
+    if let Some(Backend::Named(name @ "distributed_memory", span)) = attr.backend.value {
         cx.syn_error(syn::Error::new(
             span,
             format!(

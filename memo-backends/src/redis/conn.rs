@@ -1,0 +1,247 @@
+//! Connections to Redis, for blocking and for `async` callers, behind one timeout and
+//! one circuit breaker per process.
+//!
+//! - Blocking callers take a `redis::Connection` from a small pool; connecting and each
+//!   command are bounded by the configured timeout.
+//! - `async` callers share a `ConnectionManager` (multiplexed, reconnecting), driven by
+//!   a one-thread runtime of the library's own, so that it outlives the callers'
+//!   runtimes. Each operation runs there under `tokio::time::timeout`.
+//!
+//! The store logic is written once, as `async` code over [`Io`]; blocking callers run
+//! it with [`block`], which completes in one poll because blocking I/O is never pending.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{LazyLock, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use memo_core::{now_ms, Config, Error};
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue, RedisResult, ScriptInvocation};
+
+/// Issues commands; implemented for a blocking connection and for the async manager.
+pub(crate) trait Io: Send {
+    fn query<T: FromRedisValue + Send>(&mut self, cmd: &Cmd) -> impl Future<Output = RedisResult<T>> + Send;
+    fn invoke<T: FromRedisValue + Send>(
+        &mut self,
+        script: &ScriptInvocation<'_>,
+    ) -> impl Future<Output = RedisResult<T>> + Send;
+}
+
+/// A blocking connection, used through [`Io`].
+pub(crate) struct SyncIo<'c>(&'c mut redis::Connection);
+
+impl Io for SyncIo<'_> {
+    fn query<T: FromRedisValue + Send>(&mut self, cmd: &Cmd) -> impl Future<Output = RedisResult<T>> + Send {
+        std::future::ready(cmd.query(self.0))
+    }
+    fn invoke<T: FromRedisValue + Send>(
+        &mut self,
+        script: &ScriptInvocation<'_>,
+    ) -> impl Future<Output = RedisResult<T>> + Send {
+        std::future::ready(script.invoke(self.0))
+    }
+}
+
+impl Io for ConnectionManager {
+    fn query<T: FromRedisValue + Send>(&mut self, cmd: &Cmd) -> impl Future<Output = RedisResult<T>> + Send {
+        cmd.query_async(self)
+    }
+    fn invoke<T: FromRedisValue + Send>(
+        &mut self,
+        script: &ScriptInvocation<'_>,
+    ) -> impl Future<Output = RedisResult<T>> + Send {
+        script.invoke_async(self)
+    }
+}
+
+/// Runs store logic over a [`SyncIo`]: it never waits, so one poll finishes it.
+pub(crate) fn block<T>(future: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => result,
+        Poll::Pending => {
+            Err(redis::RedisError::from((redis::ErrorKind::Client, "blocking Redis I/O returned Pending")))
+        }
+    }
+}
+
+/// The process's Redis client.
+pub(crate) struct Redis {
+    client: Result<redis::Client, String>,
+    url_shown: String,
+    timeout: Duration,
+    pool: Mutex<Vec<redis::Connection>>,
+    manager: tokio::sync::OnceCell<ConnectionManager>,
+    breaker: Breaker,
+    last_log_ms: AtomicU64,
+}
+
+/// The library's own runtime for the async connection.
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("memo-alchemy-redis")
+        .enable_all()
+        .build()
+        .expect("the OS can start one thread for memo-alchemy's Redis runtime")
+});
+
+const POOL_SIZE: usize = 16;
+
+impl Redis {
+    /// The client for the configured URL, made on first use.
+    pub(crate) fn global() -> &'static Redis {
+        static REDIS: OnceLock<Redis> = OnceLock::new();
+        REDIS.get_or_init(|| Redis::new(Config::global()))
+    }
+
+    fn new(config: &Config) -> Redis {
+        Redis {
+            client: redis::Client::open(config.redis_url().expose()).map_err(|e| e.to_string()),
+            url_shown: config.redis_url().to_string(),
+            timeout: config.redis_timeout(),
+            pool: Mutex::new(Vec::new()),
+            manager: tokio::sync::OnceCell::new(),
+            breaker: Breaker {
+                failures: AtomicU32::new(0),
+                open_until_ms: AtomicU64::new(0),
+                threshold: config.breaker_failures(),
+                cooldown_ms: u64::try_from(config.breaker_cooldown().as_millis()).unwrap_or(u64::MAX),
+            },
+            last_log_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn client(&self) -> Result<&redis::Client, String> {
+        self.client.as_ref().map_err(|e| format!("invalid Redis URL {}: {e}", self.url_shown))
+    }
+
+    /// Runs `op` on a pooled blocking connection, within the timeout.
+    pub(crate) fn run<T>(&self, op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>) -> Result<T, String> {
+        self.breaker.admit()?;
+        let result = self.run_blocking(op);
+        self.settle(result)
+    }
+
+    fn run_blocking<T>(&self, op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>) -> Result<T, String> {
+        let started = Instant::now();
+        let pooled = self.pool.lock().pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => self.client()?.get_connection_with_timeout(self.timeout).map_err(|e| e.to_string())?,
+        };
+        let left = self.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+        conn.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+        conn.set_write_timeout(Some(left)).map_err(|e| e.to_string())?;
+        let result = op(&mut SyncIo(&mut conn)).map_err(|e| e.to_string());
+        // A connection that failed may hold half a reply: drop it.
+        if result.is_ok() {
+            let mut pool = self.pool.lock();
+            if pool.len() < POOL_SIZE {
+                pool.push(conn);
+            }
+        }
+        result
+    }
+
+    /// Runs `op` with the shared async connection, on the library's runtime, within
+    /// the timeout.
+    pub(crate) async fn run_async<T, F>(
+        &'static self,
+        op: impl FnOnce(ConnectionManager) -> F + Send + 'static,
+    ) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: Future<Output = RedisResult<T>> + Send + 'static,
+    {
+        self.breaker.admit()?;
+        let client = self.client().cloned();
+        let timeout = self.timeout;
+        let task = async move {
+            let client = client?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1);
+            let manager = self
+                .manager
+                .get_or_try_init(|| ConnectionManager::new_with_config(client, config))
+                .await
+                .map_err(|e| e.to_string())?
+                .clone();
+            op(manager).await.map_err(|e| e.to_string())
+        };
+        let result = match RUNTIME.spawn(tokio::time::timeout(timeout, task)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_elapsed)) => Err(format!("no answer from Redis within {timeout:?}")),
+            Err(join) => Err(format!("the Redis task failed: {join}")),
+        };
+        self.settle(result)
+    }
+
+    fn settle<T>(&self, result: Result<T, String>) -> Result<T, String> {
+        match &result {
+            Ok(_) => self.breaker.success(),
+            Err(message) => {
+                self.breaker.failure();
+                self.log(message);
+            }
+        }
+        result
+    }
+
+    /// Logs a failure at most once a second.
+    fn log(&self, message: &str) {
+        let now = now_ms();
+        let last = self.last_log_ms.load(Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self.last_log_ms.compare_exchange(last, now, Relaxed, Relaxed).is_ok()
+        {
+            tracing::warn!(url = %self.url_shown, error = message, "memo-alchemy: Redis failed; computing directly");
+        }
+    }
+
+    /// The error a caller gets for a failed Redis operation.
+    pub(crate) fn error(&self, backend: &'static str, function: &str, message: String) -> Error {
+        Error::Backend {
+            backend,
+            function: function.to_owned(),
+            message: format!("{} ({})", message, self.url_shown),
+        }
+    }
+}
+
+/// Skips Redis for a cool-down after `threshold` consecutive failures; after the
+/// cool-down, calls go through again and the first failure reopens it.
+struct Breaker {
+    failures: AtomicU32,
+    open_until_ms: AtomicU64,
+    threshold: u32,
+    cooldown_ms: u64,
+}
+
+impl Breaker {
+    fn admit(&self) -> Result<(), String> {
+        let until = self.open_until_ms.load(Relaxed);
+        if now_ms() < until {
+            return Err(format!("circuit breaker open for {} ms more", until - now_ms()));
+        }
+        Ok(())
+    }
+
+    fn success(&self) {
+        if self.failures.load(Relaxed) != 0 {
+            self.failures.store(0, Relaxed);
+        }
+    }
+
+    fn failure(&self) {
+        let failures = self.failures.fetch_add(1, Relaxed).saturating_add(1);
+        if failures >= self.threshold {
+            self.open_until_ms.store(now_ms().saturating_add(self.cooldown_ms), Relaxed);
+        }
+    }
+}

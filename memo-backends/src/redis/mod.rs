@@ -1,0 +1,264 @@
+//! The Redis backends: `json` and `pickle`. Values live in Redis, shared by every
+//! process; `limit`, `expire`, strict keys and partial clears hold there too.
+//!
+//! A hit is one `MGET` (the value and the clear generation). A miss adds one
+//! `EVALSHA` of a script that checks the generation, stores the value with its TTL
+//! (`PX`), updates the function's index and evicts past `limit`, atomically. When
+//! Redis fails, the call computes directly; see [`conn`] for timeouts and the breaker.
+
+mod codec;
+mod conn;
+mod namespace;
+mod ops;
+mod script;
+
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use memo_core::{
+    Backend, CachedFunction, ColdClear, Config, Error, Fill, KeyRef, Lookup, Policy, Selector, StoreStats,
+    StrictKeys, Sweep,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use codec::{Codec, JsonCodec, PickleCodec};
+use conn::{block, Redis};
+use namespace::{glob_escape, segment, Namespace};
+
+/// Values in Redis as JSON.
+pub type Json<K, V> = RedisStore<K, V, JsonCodec>;
+/// Values in Redis as postcard (the Rust counterpart of Python's pickle, with no code
+/// run on decode).
+pub type Pickle<K, V> = RedisStore<K, V, PickleCodec>;
+
+/// One function's entries in Redis, encoded by `C`.
+#[derive(Debug)]
+pub struct RedisStore<K, V, C> {
+    function: &'static CachedFunction,
+    ns: Namespace,
+    policy: Policy,
+    strict: Option<StrictKeys<K>>,
+    redis: &'static Redis,
+    evictions: AtomicU64,
+    decode_errors: AtomicU64,
+    _types: PhantomData<fn() -> (V, C)>,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Redis")
+    }
+}
+
+impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
+    /// The entry key of `key`: strict keys name each argument, others encode the tuple.
+    fn entry(&self, key: &K) -> Result<String, Error> {
+        let encoding = |e: postcard::Error| self.fail(format!("cannot encode the arguments: {e}"));
+        let segments = match &self.strict {
+            Some(strict) => {
+                let mut parts = Vec::with_capacity(self.function.arg_names().len());
+                for (index, name) in self.function.arg_names().iter().enumerate() {
+                    let bytes = strict.encode(key, index).unwrap_or(Ok(Vec::new())).map_err(encoding)?;
+                    parts.push(segment(name, &bytes));
+                }
+                parts.join(":")
+            }
+            None => namespace::hex(&postcard::to_stdvec(key).map_err(encoding)?),
+        };
+        Ok(self.ns.entry(&segments))
+    }
+
+    fn fail(&self, message: String) -> Error {
+        self.redis.error(C::NAME, self.function.path(), message)
+    }
+
+    /// A value read from Redis; one that does not decode is a miss, counted.
+    fn found(&self, value: Option<Vec<u8>>, generation: String) -> Lookup<V, String>
+    where
+        V: DeserializeOwned,
+    {
+        match value.map(|bytes| C::decode::<V>(&bytes)) {
+            Some(Ok(v)) => Lookup::Hit(v),
+            Some(Err(reason)) => {
+                self.decode_errors.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    function = self.function.path(),
+                    reason,
+                    "memo-alchemy: undecodable value; recomputing"
+                );
+                Lookup::Miss(generation)
+            }
+            None => Lookup::Miss(generation),
+        }
+    }
+
+    fn write_args<'a>(&self, entry: &'a str, value: &'a [u8], generation: &'a str) -> ops::Write<'a> {
+        ops::Write {
+            entry,
+            value,
+            ttl_ms: self.policy.expire_ms.unwrap_or(0),
+            limit: self.policy.limit.map_or(0, |l| u64::try_from(l).unwrap_or(u64::MAX)),
+            generation,
+        }
+    }
+
+    fn stored(&self, evicted: Option<u64>) {
+        if let Some(n) = evicted {
+            self.evictions.fetch_add(n, Relaxed);
+        }
+    }
+
+    fn wanted(&self, resolved: &[(usize, &[u8])]) -> Vec<String> {
+        resolved.iter().map(|(i, bytes)| segment(self.function.arg_names()[*i], bytes)).collect()
+    }
+}
+
+impl<K, V, C> Backend<K, V> for RedisStore<K, V, C>
+where
+    K: Serialize + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    C: Codec,
+{
+    const NAME: &'static str = C::NAME;
+    /// The clear generation seen by the lookup.
+    type Ticket = String;
+    /// A second round trip per miss to save a rare duplicate computation: not worth it.
+    const RECHECK_ON_LEAD: bool = false;
+
+    fn open(
+        function: &'static CachedFunction,
+        policy: Policy,
+        strict: Option<StrictKeys<K>>,
+    ) -> Result<Self, Error> {
+        Ok(RedisStore {
+            function,
+            ns: Namespace::of(function, Config::global()),
+            policy,
+            strict,
+            redis: Redis::global(),
+            evictions: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+            _types: PhantomData,
+        })
+    }
+
+    fn get<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Result<Lookup<V, String>, Error> {
+        let entry = self.entry(&key.to_owned_key())?;
+        let (value, generation) =
+            self.redis.run(|io| block(ops::lookup(io, &self.ns, &entry))).map_err(|m| self.fail(m))?;
+        Ok(self.found(value, generation))
+    }
+
+    fn put(&self, key: K, value: V, fill: Fill<'_, String>) -> Result<(), Error> {
+        if !fill.is_current() {
+            return Ok(());
+        }
+        let entry = self.entry(&key)?;
+        let bytes = C::encode(&value).map_err(|m| self.fail(format!("cannot encode the value: {m}")))?;
+        let write = self.write_args(&entry, &bytes, &fill.ticket);
+        let evicted =
+            self.redis.run(|io| block(ops::write(io, &self.ns, &write))).map_err(|m| self.fail(m))?;
+        self.stored(evicted);
+        Ok(())
+    }
+
+    fn clear(&self) -> Result<usize, Error> {
+        self.redis.run(|io| block(ops::clear(io, &self.ns))).map_err(|m| self.fail(m))
+    }
+
+    fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error> {
+        let wanted = self.wanted(resolved);
+        self.redis.run(|io| block(ops::clear_matching(io, &self.ns, &wanted))).map_err(|m| self.fail(m))
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            evictions: self.evictions.load(Relaxed),
+            expirations: 0,
+            errors: self.decode_errors.load(Relaxed),
+            len: None,
+        }
+    }
+
+    async fn get_async<'a, Q: KeyRef<K> + Sync + ?Sized>(
+        &'a self,
+        key: &'a Q,
+    ) -> Result<Lookup<V, String>, Error> {
+        let entry = self.entry(&key.to_owned_key())?;
+        let ns = self.ns.clone();
+        let (value, generation) = self
+            .redis
+            .run_async(move |mut io| async move { ops::lookup(&mut io, &ns, &entry).await })
+            .await
+            .map_err(|m| self.fail(m))?;
+        Ok(self.found(value, generation))
+    }
+
+    async fn put_async<'a>(&'a self, key: K, value: V, fill: Fill<'a, String>) -> Result<(), Error> {
+        if !fill.is_current() {
+            return Ok(());
+        }
+        let entry = self.entry(&key)?;
+        let bytes = C::encode(&value).map_err(|m| self.fail(format!("cannot encode the value: {m}")))?;
+        let (ns, generation) = (self.ns.clone(), fill.ticket.clone());
+        let (ttl_ms, limit) = {
+            let w = self.write_args(&entry, &bytes, &generation);
+            (w.ttl_ms, w.limit)
+        };
+        let evicted = self
+            .redis
+            .run_async(move |mut io| async move {
+                let write =
+                    ops::Write { entry: &entry, value: &bytes, ttl_ms, limit, generation: &generation };
+                ops::write(&mut io, &ns, &write).await
+            })
+            .await
+            .map_err(|m| self.fail(m))?;
+        self.stored(evicted);
+        Ok(())
+    }
+
+    async fn clear_async(&self) -> Result<usize, Error> {
+        let ns = self.ns.clone();
+        self.redis
+            .run_async(move |mut io| async move { ops::clear(&mut io, &ns).await })
+            .await
+            .map_err(|m| self.fail(m))
+    }
+
+    async fn clear_by_async<'a>(&'a self, resolved: &'a [(usize, &'a [u8])]) -> Result<usize, Error> {
+        let (ns, wanted) = (self.ns.clone(), self.wanted(resolved));
+        self.redis
+            .run_async(move |mut io| async move { ops::clear_matching(&mut io, &ns, &wanted).await })
+            .await
+            .map_err(|m| self.fail(m))
+    }
+}
+
+/// Clears a function this process never opened, by its namespace alone.
+fn cold_clear(function: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
+    let ns = Namespace::of(function, Config::global());
+    let redis = Redis::global();
+    let fail = |m: String| redis.error("redis", function.path(), m);
+    match selector.and_then(|s| function.resolve(s)) {
+        Some(resolved) => {
+            let wanted: Vec<String> =
+                resolved.iter().map(|(i, bytes)| segment(function.arg_names()[*i], bytes)).collect();
+            redis.run(|io| block(ops::clear_matching(io, &ns, &wanted))).map_err(fail)
+        }
+        None => redis.run(|io| block(ops::clear(io, &ns))).map_err(fail),
+    }
+}
+
+/// Removes what is left under the configured prefix, for `flush_all`.
+fn sweep() -> Result<usize, Error> {
+    let pattern = format!("{}:*", glob_escape(Config::global().key_prefix()));
+    let redis = Redis::global();
+    redis.run(|io| block(ops::sweep(io, &pattern))).map_err(|m| redis.error("redis", "flush_all", m))
+}
+
+inventory::submit! { ColdClear { backend: "json", clear: cold_clear } }
+inventory::submit! { ColdClear { backend: "pickle", clear: cold_clear } }
+inventory::submit! { Sweep(sweep) }

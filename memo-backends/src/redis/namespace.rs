@@ -1,0 +1,107 @@
+//! Key layout in Redis.
+//!
+//! ```text
+//! {config prefix}:{function prefix or _}:{backend}:{function path}:{fingerprint}   the namespace
+//!   …:k:{hex of the postcard-encoded argument tuple}                               an entry (non-strict)
+//!   …:k:{name}={hex}:{name}={hex}                                                  an entry (strict)
+//!   …:i                                                                            the index (ZSET)
+//!   …:g                                                                            the clear generation
+//! ```
+//!
+//! Arguments are hex-encoded postcard bytes, so they never contain `:`, `=` or a glob
+//! character, and two argument lists never share a key. The fingerprint hashes the
+//! signature as written, so a changed argument or return type starts a new namespace.
+
+use memo_core::{CachedFunction, Config};
+
+/// One function's keys.
+#[derive(Debug, Clone)]
+pub(crate) struct Namespace {
+    base: String,
+}
+
+impl Namespace {
+    pub(crate) fn of(function: &CachedFunction, config: &Config) -> Namespace {
+        let fingerprint =
+            fnv1a(format!("{}|strict={}", function.signature(), function.is_strict()).as_bytes());
+        Namespace {
+            base: format!(
+                "{}:{}:{}:{}:{fingerprint:016x}",
+                config.key_prefix(),
+                function.key_prefix().unwrap_or("_"),
+                function.backend(),
+                function.path(),
+            ),
+        }
+    }
+
+    /// The key of the entry whose arguments encode to `segments` (see the module docs).
+    pub(crate) fn entry(&self, segments: &str) -> String {
+        format!("{}:k:{segments}", self.base)
+    }
+
+    pub(crate) fn index(&self) -> String {
+        format!("{}:i", self.base)
+    }
+
+    pub(crate) fn generation(&self) -> String {
+        format!("{}:g", self.base)
+    }
+}
+
+/// The strict segment of one argument: `name=hex`.
+pub(crate) fn segment(name: &str, encoded: &[u8]) -> String {
+    format!("{name}={}", hex(encoded))
+}
+
+/// Whether the strict entry key `key` has every `name=hex` segment of `wanted`.
+pub(crate) fn has_segments(key: &str, wanted: &[String]) -> bool {
+    let Some((_, args)) = key.rsplit_once(":k:") else { return false };
+    wanted.iter().all(|w| args.split(':').any(|s| s == w))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// FNV-1a, 64 bits: stable across processes and builds, unlike std's hashers.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// `prefix` with the glob characters of Redis's MATCH escaped.
+pub(crate) fn glob_escape(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_match_exactly() {
+        let key = "memo:_:json:m::f:00:k:a=2a:b=";
+        assert!(has_segments(key, &["a=2a".into()]));
+        assert!(has_segments(key, &["a=2a".into(), "b=".into()]));
+        assert!(!has_segments(key, &["a=2".into()]));
+        assert!(!has_segments(key, &["a=2a2a".into()]));
+    }
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}

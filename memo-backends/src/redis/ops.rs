@@ -1,0 +1,133 @@
+//! The store's operations, written once over [`Io`] for blocking and `async` callers.
+
+use redis::{cmd, RedisResult};
+
+use super::conn::Io;
+use super::namespace::{has_segments, Namespace};
+use super::script::WRITE;
+
+/// Keys removed per round trip by clears: small enough that Redis never stalls.
+const BATCH: usize = 1000;
+
+/// The value of `entry`, if any, and the namespace's clear generation: one `MGET`.
+pub(crate) async fn lookup(
+    io: &mut impl Io,
+    ns: &Namespace,
+    entry: &str,
+) -> RedisResult<(Option<Vec<u8>>, String)> {
+    let (value, generation): (Option<Vec<u8>>, Option<String>) =
+        io.query(cmd("MGET").arg(entry).arg(ns.generation())).await?;
+    Ok((value, generation.unwrap_or_else(|| "0".to_owned())))
+}
+
+/// What one write asks of the script.
+pub(crate) struct Write<'a> {
+    pub(crate) entry: &'a str,
+    pub(crate) value: &'a [u8],
+    pub(crate) ttl_ms: u64,
+    pub(crate) limit: u64,
+    pub(crate) generation: &'a str,
+}
+
+/// Stores a value unless a clear happened since `generation`: returns the entries
+/// evicted, or `None` when the write was refused.
+pub(crate) async fn write(io: &mut impl Io, ns: &Namespace, w: &Write<'_>) -> RedisResult<Option<u64>> {
+    let mut invocation = WRITE.prepare_invoke();
+    invocation.key(w.entry).key(ns.index()).key(ns.generation());
+    invocation.arg(w.value).arg(w.ttl_ms).arg(w.limit).arg(w.generation);
+    let evicted: i64 = io.invoke(&invocation).await?;
+    Ok(u64::try_from(evicted).ok())
+}
+
+/// Removes every entry of the namespace, in batches; returns how many existed.
+///
+/// The generation goes up first, so that no fill started before can store after. The
+/// index is then renamed aside and drained: fills that land meanwhile start a fresh
+/// index, and the drain ends even under a steady stream of writes.
+pub(crate) async fn clear(io: &mut impl Io, ns: &Namespace) -> RedisResult<usize> {
+    let _: i64 = io.query(cmd("INCR").arg(ns.generation())).await?;
+    let draining = format!("{}:draining:{}", ns.index(), unique());
+    let renamed: RedisResult<()> = io.query(cmd("RENAME").arg(ns.index()).arg(&draining)).await;
+    if let Err(e) = renamed {
+        // No index: nothing was ever stored, or it was cleared already.
+        return if e.to_string().contains("no such key") { Ok(0) } else { Err(e) };
+    }
+    let mut removed = 0;
+    loop {
+        let batch: Vec<String> = io.query(cmd("ZRANGE").arg(&draining).arg(0).arg(BATCH - 1)).await?;
+        if batch.is_empty() {
+            break;
+        }
+        removed += unlink(io, &batch).await?;
+        let _: i64 = io.query(cmd("ZREM").arg(&draining).arg(&batch)).await?;
+    }
+    let _: i64 = io.query(cmd("UNLINK").arg(&draining)).await?;
+    Ok(removed)
+}
+
+/// Removes the strict entries that have every `name=hex` segment of `wanted`, scanning
+/// the index in batches; returns how many existed. Matching compares whole segments:
+/// no glob is ever built from argument values.
+pub(crate) async fn clear_matching(
+    io: &mut impl Io,
+    ns: &Namespace,
+    wanted: &[String],
+) -> RedisResult<usize> {
+    let _: i64 = io.query(cmd("INCR").arg(ns.generation())).await?;
+    let index = ns.index();
+    let mut cursor: u64 = 0;
+    let mut removed = 0;
+    loop {
+        let (next, members): (u64, Vec<String>) =
+            io.query(cmd("ZSCAN").arg(&index).arg(cursor).arg("COUNT").arg(BATCH)).await?;
+        // ZSCAN returns member, score pairs.
+        let doomed: Vec<String> =
+            members.into_iter().step_by(2).filter(|m| has_segments(m, wanted)).collect();
+        for chunk in doomed.chunks(BATCH) {
+            removed += unlink(io, chunk).await?;
+            let _: i64 = io.query(cmd("ZREM").arg(&index).arg(chunk)).await?;
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    Ok(removed)
+}
+
+/// Removes the entries, indexes and draining leftovers under `pattern` (an escaped
+/// prefix glob), keeping the generation counters so that in-flight fills of this
+/// program stay refused. Returns the entries removed.
+pub(crate) async fn sweep(io: &mut impl Io, pattern: &str) -> RedisResult<usize> {
+    let mut cursor: u64 = 0;
+    let mut removed = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) =
+            io.query(cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(BATCH)).await?;
+        let (entries, others): (Vec<String>, Vec<String>) =
+            keys.into_iter().filter(|k| !k.ends_with(":g")).partition(|k| k.contains(":k:"));
+        if !entries.is_empty() {
+            removed += unlink(io, &entries).await?;
+        }
+        if !others.is_empty() {
+            unlink(io, &others).await?;
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    Ok(removed)
+}
+
+async fn unlink(io: &mut impl Io, keys: &[String]) -> RedisResult<usize> {
+    let n: u64 = io.query(cmd("UNLINK").arg(keys)).await?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// A process-unique suffix for a draining index.
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Relaxed))
+}

@@ -1,0 +1,322 @@
+//! The json and pickle backends against a real redis-server: values, TTLs and indexes
+//! read straight from Redis, limits, partial clears, corruption, the clear race, and
+//! sharing between processes. (flush_all and faults: tests/redis_faults.rs.)
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::thread;
+use std::time::Duration;
+
+use memo_alchemy::{cache, json_cache, pickle_cache};
+use redis::Commands;
+use serde::{Deserialize, Serialize};
+use support::{is_child, run_child, server};
+
+/// The keys of the function whose path ends in `name`, by kind (`k`, `i`, `g`).
+fn keys_of(name: &str, kind: &str) -> Vec<String> {
+    server().keys(&format!("memo:*:redis_backends::{name}:*:{kind}*"))
+}
+
+static PROFILE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[json_cache(limit = 100, expire = 60)]
+fn profile(id: u32) -> String {
+    PROFILE_RUNS.fetch_add(1, SeqCst);
+    format!("user-{id}")
+}
+
+#[test]
+fn json_values_ttl_and_index_are_in_redis() {
+    server();
+    assert_eq!(profile(1), "user-1");
+    assert_eq!(profile(1), "user-1");
+    assert_eq!(PROFILE_RUNS.load(SeqCst), 1);
+    let entries = keys_of("profile", "k");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mut raw = server().raw();
+    let stored: String = raw.get(&entries[0]).unwrap();
+    assert_eq!(stored, "\"user-1\"");
+    let ttl: i64 = raw.pttl(&entries[0]).unwrap();
+    assert!((59_000..=60_000).contains(&ttl), "PX precision: {ttl} ms");
+    let index = keys_of("profile", "i");
+    assert_eq!(raw.zcard::<_, usize>(&index[0]).unwrap(), 1);
+    assert_eq!(profile::cache_stats().hits, 1);
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Shape {
+    Circle { r: u128 },
+    Pair(i8, i8),
+}
+
+static SHAPES_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[pickle_cache]
+fn shapes(n: u8) -> BTreeMap<(u8, u8), Shape> {
+    SHAPES_RUNS.fetch_add(1, SeqCst);
+    [((n, 1), Shape::Circle { r: u128::MAX }), ((n, 2), Shape::Pair(-1, 1))].into()
+}
+
+#[test]
+fn pickle_round_trips_what_json_cannot() {
+    server();
+    let first = shapes(3);
+    assert_eq!(shapes(3), first);
+    assert_eq!(SHAPES_RUNS.load(SeqCst), 1);
+    let stored: Vec<u8> = server().raw().get(&keys_of("shapes", "k")[0]).unwrap();
+    assert!(stored.starts_with(b"MP1"));
+}
+
+static LIMITED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[json_cache(limit = 5)]
+fn limited(i: u32) -> u32 {
+    LIMITED_RUNS.fetch_add(1, SeqCst);
+    i
+}
+
+#[test]
+fn limit_evicts_the_oldest_and_bounds_the_index() {
+    server();
+    for i in 0..20 {
+        limited(i);
+    }
+    let mut raw = server().raw();
+    assert_eq!(raw.zcard::<_, usize>(&keys_of("limited", "i")[0]).unwrap(), 5);
+    assert_eq!(keys_of("limited", "k").len(), 5);
+    assert_eq!(limited::cache_stats().evictions, 15);
+    let before = LIMITED_RUNS.load(SeqCst);
+    limited(19);
+    assert_eq!(LIMITED_RUNS.load(SeqCst), before, "the newest survive");
+    limited(0);
+    assert_eq!(LIMITED_RUNS.load(SeqCst), before + 1, "the oldest went first");
+}
+
+#[json_cache(limit = -1, expire = 1)]
+fn short_lived(i: u32) -> u32 {
+    i
+}
+
+#[test]
+fn expired_entries_leave_the_index_even_without_a_limit() {
+    server();
+    for i in 0..10 {
+        short_lived(i);
+    }
+    let index = keys_of("short_lived", "i").remove(0);
+    let mut raw = server().raw();
+    assert_eq!(raw.zcard::<_, usize>(&index).unwrap(), 10);
+    thread::sleep(Duration::from_millis(1100));
+    short_lived(100);
+    assert_eq!(raw.zcard::<_, usize>(&index).unwrap(), 1, "the write pruned the expired members");
+    assert_eq!(keys_of("short_lived", "k").len(), 1, "Redis expired the values (PX)");
+}
+
+static GLOB_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(backend = "json", strict = true, cache_key_prefix = "globs")]
+fn glob(pattern: &str, n: u32) -> String {
+    GLOB_RUNS.fetch_add(1, SeqCst);
+    format!("{pattern}{n}")
+}
+
+#[test]
+fn partial_clears_match_glob_characters_exactly() {
+    server();
+    let patterns = ["*", "?", "[a]", "\\", "a*", "*a", "", "x:y"];
+    for p in patterns {
+        for n in 0..3 {
+            glob(p, n);
+        }
+    }
+    assert!(keys_of("glob", "k").iter().all(|k| k.starts_with("memo:globs:json:")), "the function prefix");
+    assert_eq!(keys_of("glob", "k").len(), 24);
+    assert_eq!(glob::cache_clear_by().pattern("*").clear().unwrap(), 3);
+    assert_eq!(glob::cache_clear_by().pattern("[a]").n(1_u32).clear().unwrap(), 1);
+    assert_eq!(glob::cache_clear_by().n(2_u32).clear().unwrap(), 7);
+    assert_eq!(glob::cache_clear_by().pattern("*").clear().unwrap(), 0);
+    assert_eq!(keys_of("glob", "k").len(), 24 - 3 - 1 - 7);
+    let before = GLOB_RUNS.load(SeqCst);
+    glob("a*", 0);
+    glob("?", 1);
+    assert_eq!(GLOB_RUNS.load(SeqCst), before, "unselected entries are still cached");
+}
+
+static CORRUPT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[pickle_cache]
+fn fragile(i: u64) -> Vec<u64> {
+    CORRUPT_RUNS.fetch_add(1, SeqCst);
+    vec![i; 3]
+}
+
+#[test]
+fn a_corrupt_value_is_recomputed_overwritten_and_counted() {
+    server();
+    assert_eq!(fragile(4), vec![4; 3]);
+    let key = keys_of("fragile", "k").remove(0);
+    let mut raw = server().raw();
+    let good: Vec<u8> = raw.get(&key).unwrap();
+    for bad in [good[..good.len() - 1].to_vec(), b"foreign bytes".to_vec(), Vec::new()] {
+        let _: () = raw.set(&key, bad).unwrap();
+        assert_eq!(fragile(4), vec![4; 3]);
+    }
+    assert_eq!(CORRUPT_RUNS.load(SeqCst), 4);
+    assert_eq!(fragile::cache_stats().errors, 3);
+    let repaired: Vec<u8> = raw.get(&key).unwrap();
+    assert_eq!(repaired, good, "the value was overwritten");
+    assert_eq!(fragile(4), vec![4; 3]);
+    assert_eq!(CORRUPT_RUNS.load(SeqCst), 4);
+}
+
+static SLOW_SOURCE: AtomicUsize = AtomicUsize::new(1);
+
+#[json_cache]
+fn slow_fill(i: u32) -> usize {
+    let seen = SLOW_SOURCE.load(SeqCst);
+    thread::sleep(Duration::from_millis(300));
+    seen + i as usize
+}
+
+#[test]
+fn a_clear_during_a_slow_fill_leaves_no_stale_value() {
+    server();
+    thread::scope(|s| {
+        let reader = s.spawn(|| slow_fill(0));
+        thread::sleep(Duration::from_millis(100));
+        SLOW_SOURCE.store(2, SeqCst);
+        assert_eq!(slow_fill::cache_clear().unwrap(), 0);
+        assert_eq!(reader.join().unwrap(), 1);
+    });
+    assert!(keys_of("slow_fill", "k").is_empty(), "the stale value was refused by the script");
+    assert_eq!(slow_fill(0), 2);
+}
+
+static ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(backend = "pickle", strict = true)]
+async fn async_lookup(user: String, page: u32) -> Result<Vec<String>, String> {
+    ASYNC_RUNS.fetch_add(1, SeqCst);
+    tokio::task::yield_now().await;
+    Ok(vec![user; page as usize])
+}
+
+#[tokio::test]
+async fn async_functions_use_redis() {
+    server();
+    assert_eq!(async_lookup("a".into(), 2).await.unwrap().len(), 2);
+    assert_eq!(async_lookup("a".into(), 2).await.unwrap().len(), 2);
+    assert_eq!(async_lookup("b".into(), 1).await.unwrap().len(), 1);
+    assert_eq!(ASYNC_RUNS.load(SeqCst), 2);
+    let spawned = tokio::spawn(async_lookup("a".into(), 2)).await.unwrap();
+    assert_eq!(spawned.unwrap().len(), 2);
+    assert_eq!(ASYNC_RUNS.load(SeqCst), 2);
+    assert_eq!(async_lookup::cache_clear_by().user("a").clear().await.unwrap(), 1);
+    assert_eq!(async_lookup::cache_clear().await.unwrap(), 1);
+}
+
+// Sharing between processes.
+
+static SHARED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[json_cache]
+fn shared(i: u32) -> (u32, u32) {
+    SHARED_RUNS.fetch_add(1, SeqCst);
+    (i, std::process::id())
+}
+
+#[test]
+fn child_fills_shared() {
+    if is_child() {
+        server();
+        assert_eq!(shared(7).0, 7);
+        assert_eq!(SHARED_RUNS.load(SeqCst), 1);
+    }
+}
+
+#[test]
+fn an_entry_filled_by_another_process_is_a_hit() {
+    if is_child() {
+        return;
+    }
+    server();
+    assert!(run_child("child_fills_shared", &[]).wait().unwrap().success());
+    let (i, pid) = shared(7);
+    assert_eq!(i, 7);
+    assert_ne!(pid, std::process::id(), "the value came from the child");
+    assert_eq!(SHARED_RUNS.load(SeqCst), 0, "the body never ran here");
+    assert_eq!(shared::cache_stats().hits, 1);
+}
+
+#[json_cache]
+fn base_rate(currency: u32) -> u32 {
+    currency * 2
+}
+
+#[cache(backend = "json", dependency = [base_rate])]
+fn remote_report(currency: u32) -> String {
+    format!("rate {}", base_rate(currency))
+}
+
+#[test]
+fn child_fills_remote_report() {
+    if is_child() {
+        server();
+        remote_report(1);
+        remote_report(2);
+    }
+}
+
+#[test]
+fn the_cascade_reaches_a_redis_dependent_never_called_here() {
+    if is_child() {
+        return;
+    }
+    server();
+    assert!(run_child("child_fills_remote_report", &[]).wait().unwrap().success());
+    assert_eq!(keys_of("remote_report", "k").len(), 2);
+    assert!(remote_report::cache_stats().misses == 0, "never called in this process");
+    // base_rate(1) and base_rate(2) from the child, and the two reports.
+    assert_eq!(base_rate::cache_clear().unwrap(), 4);
+    assert!(keys_of("remote_report", "k").is_empty());
+}
+
+#[json_cache(limit = 10, expire = -1)]
+fn contended(i: u32) -> u32 {
+    i
+}
+
+#[test]
+fn child_writes_contended() {
+    if is_child() {
+        server();
+        let offset: u32 = std::env::var("OFFSET").unwrap().parse().unwrap();
+        thread::scope(|s| {
+            for t in 0..10 {
+                s.spawn(move || {
+                    for i in 0..100 {
+                        contended(offset + t * 1000 + i);
+                    }
+                });
+            }
+        });
+    }
+}
+
+#[test]
+fn the_limit_holds_with_20_writers_across_2_processes() {
+    if is_child() {
+        return;
+    }
+    server();
+    let children: Vec<_> =
+        [0, 500].iter().map(|o| run_child("child_writes_contended", &[("OFFSET", o.to_string())])).collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let mut raw = server().raw();
+    assert_eq!(raw.zcard::<_, usize>(&keys_of("contended", "i")[0]).unwrap(), 10);
+    assert_eq!(keys_of("contended", "k").len(), 10, "no entry outlived its eviction");
+}

@@ -1,0 +1,150 @@
+//! A real `redis-server` for the tests of one binary: started on a free loopback port
+//! on first use, with persistence off, and stopped when the test process ends (a
+//! watchdog shell kills it once its parent is gone).
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::{LazyLock, Mutex};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use memo_alchemy::Config;
+
+/// The server of this test binary.
+pub struct Server {
+    port: u16,
+    pid: Mutex<u32>,
+}
+
+static SERVER: LazyLock<Server> = LazyLock::new(|| {
+    // A child process uses its parent's server.
+    let parents = std::env::var("MEMO_TEST_PORT").ok().and_then(|p| p.parse().ok());
+    let server = Server { port: parents.unwrap_or_else(free_port), pid: Mutex::new(0) };
+    if parents.is_none() {
+        server.start();
+    }
+    let url = server.url();
+    Config::builder()
+        .redis_url(&url)
+        .redis_timeout(Duration::from_millis(300))
+        .breaker_failures(3)
+        .breaker_cooldown(Duration::from_millis(500))
+        .build()
+        .and_then(Config::install)
+        .expect("the test configuration installs before any cached call");
+    server
+});
+
+/// Starts the server (once per binary) and installs a configuration pointing at it.
+pub fn server() -> &'static Server {
+    &SERVER
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    listener.local_addr().expect("a bound address").port()
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Starts `redis-server` under a watchdog that kills it when this process exits.
+    pub fn start(&self) {
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+             --loglevel warning >/dev/null 2>&1 & srv=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $srv 2>/dev/null; do sleep 0.2; done; \
+             kill -9 $srv 2>/dev/null",
+            port = self.port,
+            parent = std::process::id(),
+        );
+        Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect(
+            "redis-server is installed: ./scripts/test installs it, or `apt-get install redis-server`",
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(pid) = self.try_pid() {
+                *self.pid.lock().unwrap() = pid;
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start on port {}", self.port);
+            sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn try_pid(&self) -> redis::RedisResult<u32> {
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_millis(200))?;
+        let info: String = redis::cmd("INFO").arg("server").query(&mut conn)?;
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Client, "no process_id")))?;
+        Ok(pid)
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = *self.pid.lock().unwrap();
+        let status = Command::new("kill").arg(sig).arg(pid.to_string()).status().expect("kill runs");
+        assert!(status.success(), "kill {sig} {pid}");
+    }
+
+    /// Kills the server (SIGKILL) and waits until the port refuses connections.
+    pub fn kill(&self) {
+        self.signal("-KILL");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "redis-server did not die");
+            sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// A direct connection, to read and write Redis without the library.
+    pub fn raw(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+            .expect("a direct connection to the test server")
+    }
+
+    /// The keys matching `pattern`.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys: Vec<String> =
+            redis::cmd("KEYS").arg(pattern).query(&mut self.raw()).expect("KEYS answers");
+        keys.sort();
+        keys
+    }
+}
+
+/// Runs this test binary again as a child process, running only `test` (with
+/// `MEMO_TEST_CHILD=1` and the server's port), and returns the child.
+pub fn run_child(test: &str, extra_env: &[(&str, String)]) -> std::process::Child {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new(exe);
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_CHILD", "1")
+        .env("MEMO_TEST_PORT", server().port.to_string());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("the test binary re-runs itself")
+}
+
+/// Whether this process is a child started by [`run_child`].
+pub fn is_child() -> bool {
+    std::env::var_os("MEMO_TEST_CHILD").is_some()
+}
