@@ -1,6 +1,6 @@
 use memo_alchemy::cache;
 
-#[cache(backend = "json")]
+#[cache(backend = "distributed_memory")]
 fn f(a: u32) -> u32 {
     a
 }
