@@ -18,8 +18,14 @@ fn environment_values_are_read() {
         ("MEMO_DEFAULT_EXPIRE", "-1"),
         ("MEMO_KEY_PREFIX", "shop"),
         ("MEMO_REDIS_URL", "redis://cache:6380/2"),
+        ("MEMO_REDIS_TIMEOUT_MS", "80"),
+        ("MEMO_REDIS_BREAKER_FAILURES", "2"),
+        ("MEMO_REDIS_BREAKER_COOLDOWN_MS", "1500"),
     ]))
     .unwrap();
+    assert_eq!(config.redis_timeout(), std::time::Duration::from_millis(80));
+    assert_eq!(config.breaker_failures(), 2);
+    assert_eq!(config.breaker_cooldown(), std::time::Duration::from_millis(1500));
     assert_eq!(config.default_limit(), 50);
     assert_eq!(config.default_expire(), -1);
     assert_eq!(config.key_prefix(), "shop");
@@ -34,6 +40,9 @@ fn bad_environment_values_name_the_variable_and_the_value() {
         ("MEMO_DEFAULT_EXPIRE", "1.5"),
         ("MEMO_KEY_PREFIX", "has space"),
         ("MEMO_REDIS_URL", "http://nope"),
+        ("MEMO_REDIS_TIMEOUT_MS", "0"),
+        ("MEMO_REDIS_BREAKER_FAILURES", "many"),
+        ("MEMO_REDIS_BREAKER_COOLDOWN_MS", "-5"),
     ] {
         let err = Config::from_vars(vars(&[(var, value)])).unwrap_err();
         let text = err.to_string();
