@@ -1,0 +1,200 @@
+//! Writes `target/bench-report.md` from the last run of the other benches: criterion's
+//! medians, the bytes per entry and the hit ratios, with each peer's ratio to our
+//! cost and the targets. `scripts/bench` runs it last.
+//!
+//! Run with `cargo bench --bench report`; `BENCH_DATE` and `BENCH_MACHINE` label it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Criterion groups, their titles, and whether they are two-thread throughputs.
+const GROUPS: [(&str, &str, bool); 6] = [
+    ("1_hit_u64", "1. Single-thread hit, `u64` argument (capacity 10,000, 8,000 keys read)", false),
+    ("2_hit_two_strings", "2. Single-thread hit, two `String` arguments", false),
+    ("3_miss_insert_evict", "3. Miss plus insert into a full cache, evicting one", false),
+    ("4_two_threads_90_hit", "4a. Two threads, 90% hits / 10% fresh keys", true),
+    ("4_two_threads_100_hit", "4b. Two threads, 100% hits", true),
+    ("7_clear_100k", "7. `cache_clear` of 100,000 entries (memory)", false),
+];
+
+/// Row order: ours first, then the floor and the peers.
+const ORDER: [&str; 10] = [
+    "memo_alchemy",
+    "memo_alchemy_no_expire",
+    "memo_alchemy_strict",
+    "memo_alchemy_fast_keys",
+    "floor_hashbrown",
+    "lru_mutex",
+    "quick_cache",
+    "moka",
+    "cached",
+    "true_lru",
+];
+
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target/tmp has a parent").to_owned()
+}
+
+/// The median point estimate, in ns, from criterion's `estimates.json`.
+fn median(path: &Path) -> Option<f64> {
+    let text = fs::read_to_string(path).ok()?;
+    let after = &text[text.find("\"median\"")?..];
+    let after = &after[after.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = after.find([',', '}'])?;
+    after[..end].trim().parse().ok()
+}
+
+fn rank(name: &str) -> usize {
+    ORDER.iter().position(|n| *n == name).unwrap_or(ORDER.len())
+}
+
+/// `(id, median ns)` of every bench of `group`, in report order.
+fn medians(group: &str) -> Vec<(String, f64)> {
+    let dir = target_dir().join("criterion").join(group);
+    let mut rows: Vec<(String, f64)> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let id = e.file_name().to_string_lossy().into_owned();
+            Some((id, median(&e.path().join("new").join("estimates.json"))?))
+        })
+        .collect();
+    rows.sort_by_key(|(id, _)| (rank(id), id.clone()));
+    rows
+}
+
+/// Tab-separated rows of a file the other bench binaries wrote.
+fn tsv(name: &str) -> Vec<Vec<String>> {
+    let text = fs::read_to_string(target_dir().join(name)).unwrap_or_default();
+    text.lines().map(|l| l.split('\t').map(str::to_owned).collect()).collect()
+}
+
+fn lookup<'a>(rows: &'a [(String, f64)], id: &str) -> Option<&'a f64> {
+    rows.iter().find(|(i, _)| i == id).map(|(_, v)| v)
+}
+
+fn main() {
+    let date = std::env::var("BENCH_DATE").unwrap_or_else(|_| "(date not given)".into());
+    let machine = std::env::var("BENCH_MACHINE").unwrap_or_else(|_| "(machine not given)".into());
+    let mut md = String::new();
+    let mut w = |s: String| md.push_str(&s);
+    w(format!("# memo-alchemy benchmark report\n\n{date}, {machine}. One run; medians.\n"));
+    w("Ratio: the peer's cost over ours (above 1: we are faster).\n".into());
+    let mut all = Vec::new();
+    for (group, title, threads) in GROUPS {
+        let rows = medians(group);
+        let ours = rows.first().filter(|(id, _)| id.starts_with("memo_alchemy")).map(|(_, ns)| *ns);
+        w(format!("\n## {title}\n\n"));
+        if threads {
+            w("| | ns per call, per thread | Mops/s, both threads | ratio |\n|---|---:|---:|---:|\n".into());
+        } else {
+            w("| | median ns per call | ratio |\n|---|---:|---:|\n".into());
+        }
+        for (id, ns) in &rows {
+            let ratio = ours.map_or(String::from("-"), |o| format!("{:.2}×", ns / o));
+            if threads {
+                w(format!("| {id} | {ns:.1} | {:.1} | {ratio} |\n", 2000.0 / ns));
+            } else {
+                let value =
+                    if *ns > 10_000.0 { format!("{:.0} µs", ns / 1000.0) } else { format!("{ns:.1}") };
+                w(format!("| {id} | {value} | {ratio} |\n"));
+            }
+        }
+        all.push((group, rows));
+    }
+
+    let bytes = tsv("bench-bytes.tsv");
+    w("\n## 5. Bytes per entry, 1,000,000 `u64 -> u64` entries (counting allocator)\n\n".into());
+    w("| | bytes per entry |\n|---|---:|\n".into());
+    for row in &bytes {
+        if let [name, b] = &row[..] {
+            w(format!("| {name} | {:.1} |\n", b.parse::<f64>().unwrap_or(f64::NAN)));
+        }
+    }
+
+    let ratios = tsv("bench-hit-ratio.tsv");
+    w("\n## Zipf hit ratio (s = 0.99, 100,000 keys, 2,000,000 requests)\n\n".into());
+    w("| capacity | | hit ratio | vs true LRU |\n|---:|---|---:|---:|\n".into());
+    let lru_of = |cap: &str| {
+        ratios
+            .iter()
+            .find(|r| r.len() == 3 && r[0] == cap && r[1] == "true_lru")
+            .and_then(|r| r[2].parse::<f64>().ok())
+    };
+    for row in &ratios {
+        if let [cap, name, r] = &row[..] {
+            let r: f64 = r.parse().unwrap_or(f64::NAN);
+            let diff = lru_of(cap).map_or(String::from("-"), |l| format!("{:+.2} points", (r - l) * 100.0));
+            w(format!("| {cap} | {name} | {:.2}% | {diff} |\n", r * 100.0));
+        }
+    }
+
+    w("\n## 6. Redis\n\nTODO: not measured yet. The Redis backends (json, pickle) are being built in parallel;\nthe Redis groups (json/pickle hit and miss against a raw GET/SET, and the Redis half of\ngroup 7) come with them.\n".into());
+
+    // The targets, from the numbers above.
+    let get = |group: &str, id: &str| {
+        all.iter().find(|(g, _)| *g == group).and_then(|(_, r)| lookup(r, id).copied())
+    };
+    let hit = get("1_hit_u64", "memo_alchemy");
+    let quick = get("1_hit_u64", "quick_cache");
+    let cached = get("1_hit_u64", "cached");
+    let mops = get("4_two_threads_90_hit", "memo_alchemy").map(|ns| 2000.0 / ns);
+    let strict = get("2_hit_two_strings", "memo_alchemy_strict");
+    let fast = get("2_hit_two_strings", "memo_alchemy_fast_keys");
+    let ours_bytes = bytes
+        .iter()
+        .find(|r| r.first().is_some_and(|n| n == "memo_alchemy"))
+        .and_then(|r| r.get(1)?.parse::<f64>().ok());
+    let worst_ratio = ratios
+        .iter()
+        .filter(|r| r.len() == 3 && r[1] == "memo_alchemy")
+        .filter_map(|r| Some((r[2].parse::<f64>().ok()? - lru_of(&r[0])?) * 100.0))
+        .fold(f64::INFINITY, f64::min);
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "not measured",
+    };
+    let f = |v: Option<f64>, unit: &str| v.map_or(String::from("-"), |v| format!("{v:.1}{unit}"));
+    w("\n## Targets\n\n| measure | target | measured | |\n|---|---|---:|---|\n".into());
+    w(format!(
+        "| single-thread hit | ≤ 8 ns (stretch) | {} | {} |\n",
+        f(hit, " ns"),
+        verdict(hit.map(|h| h <= 8.0))
+    ));
+    w(format!(
+        "| single-thread hit | faster than quick_cache, ≥ 2× faster than cached | {} vs {} and {} | {} |\n",
+        f(hit, " ns"),
+        f(quick, " ns"),
+        f(cached, " ns"),
+        verdict(hit.zip(quick).zip(cached).map(|((h, q), c)| h < q && 2.0 * h <= c))
+    ));
+    w(format!(
+        "| two threads, 90% hits | ≥ 40 Mops/s | {} | {} |\n",
+        f(mops, " Mops/s"),
+        verdict(mops.map(|m| m >= 40.0))
+    ));
+    let strict_ratio = strict.zip(fast).map(|(s, f)| s / f);
+    w(format!(
+        "| strict keys on the hit path | ≤ 1.2× non-strict | {} | {} |\n",
+        f(strict_ratio, "×"),
+        verdict(strict_ratio.map(|r| r <= 1.2))
+    ));
+    w(format!(
+        "| bytes per u64 → u64 entry | ≤ 55 | {} | {} |\n",
+        f(ours_bytes, ""),
+        verdict(ours_bytes.map(|b| b <= 55.0))
+    ));
+    let worst = worst_ratio.is_finite().then_some(worst_ratio);
+    w(format!(
+        "| Zipf hit ratio | within 1 point of true LRU | {} | {} |\n",
+        f(worst, " points (worst)"),
+        verdict(worst.map(|d| d >= -1.0))
+    ));
+    w("| Redis hit / miss | ≤ 1.10× / ≤ 1.2× raw | - | not measured (TODO) |\n".into());
+
+    let out = target_dir().join("bench-report.md");
+    fs::write(&out, &md).expect("target/ is writable");
+    println!("{md}\nwritten to {}", out.display());
+}
