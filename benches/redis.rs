@@ -1,0 +1,87 @@
+//! Redis json and pickle hits and misses through `#[cache]`, side by side with a raw
+//! `redis` GET (plus decode) and GET + SET (plus compute and encode) of the same value,
+//! on a redis-server the bench starts on loopback.
+//!
+//! Run with `cargo bench --bench redis` (needs `redis-server` on the PATH).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use memo_alchemy::{json_cache, pickle_cache};
+use redis::Commands;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Profile {
+    id: u64,
+    name: String,
+    tags: Vec<String>,
+}
+
+fn compute(id: u64) -> Profile {
+    Profile { id, name: format!("user-{id}"), tags: vec!["a".into(), "b".into(), "c".into()] }
+}
+
+#[json_cache(limit = -1, expire = 600)]
+fn json_profile(id: u64) -> Profile {
+    compute(id)
+}
+
+#[pickle_cache(limit = -1, expire = 600)]
+fn pickle_profile(id: u64) -> Profile {
+    compute(id)
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1_000_000);
+
+fn redis_group(c: &mut Criterion) {
+    let server = support::server();
+    let mut raw = server.raw();
+    let mut group = c.benchmark_group("redis");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+
+    json_profile(1);
+    pickle_profile(1);
+    let _: () = raw.set_ex("raw:1", serde_json::to_vec(&compute(1)).expect("encodes"), 600).expect("SET");
+    group.bench_function("hit json #[cache]", |b| b.iter(|| black_box(json_profile(black_box(1)))));
+    group.bench_function("hit pickle #[cache]", |b| b.iter(|| black_box(pickle_profile(black_box(1)))));
+    group.bench_function("hit raw GET + json decode", |b| {
+        b.iter(|| {
+            let bytes: Vec<u8> = raw.get("raw:1").expect("GET");
+            black_box(serde_json::from_slice::<Profile>(&bytes).expect("decodes"))
+        })
+    });
+
+    group.bench_function("miss json #[cache]", |b| {
+        b.iter(|| black_box(json_profile(NEXT.fetch_add(1, Relaxed))))
+    });
+    group.bench_function("miss pickle #[cache]", |b| {
+        b.iter(|| black_box(pickle_profile(NEXT.fetch_add(1, Relaxed))))
+    });
+    group.bench_function("miss raw GET + compute + SET PX", |b| {
+        b.iter(|| {
+            let id = NEXT.fetch_add(1, Relaxed);
+            let key = format!("raw:{id}");
+            let found: Option<Vec<u8>> = raw.get(&key).expect("GET");
+            assert!(found.is_none());
+            let value = compute(id);
+            let _: () = redis::cmd("SET")
+                .arg(&key)
+                .arg(serde_json::to_vec(&value).expect("encodes"))
+                .arg("PX")
+                .arg(600_000)
+                .query(&mut raw)
+                .expect("SET");
+            black_box(value)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, redis_group);
+criterion_main!(benches);
