@@ -62,9 +62,11 @@ impl Server {
             port = self.port,
             parent = std::process::id(),
         );
-        Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect(
+        let mut watchdog = Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect(
             "redis-server is installed: ./scripts/test installs it, or `apt-get install redis-server`",
         );
+        // Reaps the watchdog when the server goes (killed by a test, or at exit).
+        std::thread::spawn(move || watchdog.wait());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(pid) = self.try_pid() {

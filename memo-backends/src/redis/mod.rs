@@ -4,7 +4,8 @@
 //! A hit is one `MGET` (the value and the clear generation). A miss adds one
 //! `EVALSHA` of a script that checks the generation, stores the value with its TTL
 //! (`PX`), updates the function's index and evicts past `limit`, atomically. When
-//! Redis fails, the call computes directly; see [`conn`] for timeouts and the breaker.
+//! Redis fails, the call computes directly, within the configured timeout; after
+//! repeated failures a circuit breaker skips Redis for a cool-down.
 
 mod codec;
 mod conn;
@@ -252,8 +253,12 @@ fn cold_clear(function: &'static CachedFunction, selector: Option<&Selector>) ->
     }
 }
 
-/// Removes what is left under the configured prefix, for `flush_all`.
+/// Removes what is left under the configured prefix, for `flush_all`; a program
+/// without Redis-backed functions leaves Redis alone.
 fn sweep() -> Result<usize, Error> {
+    if !memo_core::registry().any(|f| matches!(f.backend(), "json" | "pickle")) {
+        return Ok(0);
+    }
     let pattern = format!("{}:*", glob_escape(Config::global().key_prefix()));
     let redis = Redis::global();
     redis.run(|io| block(ops::sweep(io, &pattern))).map_err(|m| redis.error("redis", "flush_all", m))
