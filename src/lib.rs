@@ -35,6 +35,16 @@ pub use memo_macros::{cache, distributed_memory_cache, json_cache, memory_cache,
 /// The stores that ship with memo-alchemy.
 pub mod backends {
     pub use memo_backends::Memory;
+    #[cfg(feature = "redis")]
+    pub use memo_backends::{DistributedMemory, Json, Pickle};
+}
+
+/// Stops this process's `distributed_memory` invalidation subscriber, if one runs, and
+/// waits for its thread. Call it before exit for a clean shutdown; afterwards
+/// `distributed_memory` functions compute directly.
+#[cfg(feature = "redis")]
+pub fn shutdown() {
+    memo_backends::redis::shutdown();
 }
 
 #[cfg(doctest)]

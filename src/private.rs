@@ -5,7 +5,7 @@ use std::hash::Hash;
 pub use inventory;
 pub use memo_backends::Memory;
 #[cfg(feature = "redis")]
-pub use memo_backends::{Json, Pickle};
+pub use memo_backends::{DistributedMemory, Json, Pickle};
 pub use memo_core::{Decl, Fallible, Lookup, Mode, Plain, Registration, Selector, StrictKeys};
 use serde::Serialize;
 

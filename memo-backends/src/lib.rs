@@ -3,6 +3,7 @@
 //!
 //! - [`Memory`]: values in this process, LRU-evicted, the default.
 //! - [`Json`] and [`Pickle`] (feature `redis`, on by default): values in Redis.
+//! - [`DistributedMemory`] (feature `redis`): values in memory, clears shared through Redis.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod lru;
@@ -12,4 +13,4 @@ pub mod redis;
 
 pub use memory::Memory;
 #[cfg(feature = "redis")]
-pub use redis::{Json, Pickle};
+pub use redis::{DistributedMemory, Json, Pickle};

@@ -45,8 +45,8 @@ impl<T> Setting<T> {
 
 /// Where values live.
 pub(crate) enum Backend {
-    /// One of [`BACKENDS`], with the span of its string.
-    Named(&'static str, Span),
+    /// One of [`BACKENDS`].
+    Named(&'static str),
     /// A type implementing `memo_alchemy::Backend`.
     Custom(Path),
 }
@@ -136,7 +136,7 @@ impl Attr {
             }
         }
         if let Some(preset) = preset {
-            attr.backend.value = Some(Backend::Named(preset, Span::call_site()));
+            attr.backend.value = Some(Backend::Named(preset));
         }
         attr
     }
@@ -285,7 +285,7 @@ fn backend(cx: &mut Ctxt, value: &Expr) -> Option<Backend> {
         Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => {
             let name = s.value();
             match BACKENDS.iter().find(|b| **b == name) {
-                Some(b) => Some(Backend::Named(b, s.span())),
+                Some(b) => Some(Backend::Named(b)),
                 None => {
                     cx.error(s, format!("unknown backend `{name}`: use \"memory\", \"distributed_memory\", \"json\", \"pickle\" or the path of a type implementing memo_alchemy::Backend"));
                     None

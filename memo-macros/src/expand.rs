@@ -90,9 +90,12 @@ impl Generated {
         let value_ty = quote!(<#mode as ::memo_alchemy::__private::Mode<#output>>::Value);
         let store = match &attr.backend.value {
             Some(Backend::Custom(path)) => quote!(#path<#key_ty, #value_ty>),
-            Some(Backend::Named("json", _)) => quote!(::memo_alchemy::__private::Json<#key_ty, #value_ty>),
-            Some(Backend::Named("pickle", _)) => {
+            Some(Backend::Named("json")) => quote!(::memo_alchemy::__private::Json<#key_ty, #value_ty>),
+            Some(Backend::Named("pickle")) => {
                 quote!(::memo_alchemy::__private::Pickle<#key_ty, #value_ty>)
+            }
+            Some(Backend::Named("distributed_memory")) => {
+                quote!(::memo_alchemy::__private::DistributedMemory<#key_ty, #value_ty>)
             }
             _ => quote!(::memo_alchemy::__private::Memory<#key_ty, #value_ty>),
         };
@@ -133,7 +136,7 @@ impl Generated {
         let function_fn = &self.function_fn;
         let name = func.name().unraw().to_string();
         let backend = match &attr.backend.value {
-            Some(Backend::Named(b, _)) => (*b).to_owned(),
+            Some(Backend::Named(b)) => (*b).to_owned(),
             Some(Backend::Custom(p)) => p.to_token_stream().to_string().replace(' ', ""),
             None => "memory".to_owned(),
         };
@@ -180,10 +183,11 @@ impl Generated {
     /// The typed handle accessor, with the bound checks spanned on the user's types.
     fn accessor(&self, attr: &Attr, func: &Func, parts: &[KeyPart]) -> TokenStream {
         let strict = attr.strict.value.unwrap_or(false);
-        let serialized = matches!(attr.backend.value, Some(Backend::Named("json" | "pickle", _)));
+        let serialized = matches!(attr.backend.value, Some(Backend::Named("json" | "pickle")));
+        let shared_keys = matches!(attr.backend.value, Some(Backend::Named("distributed_memory")));
         let checks = parts.iter().map(|p| {
             let b = &p.borrowed;
-            if strict || serialized {
+            if strict || serialized || shared_keys {
                 quote_spanned!(p.span=> ::memo_alchemy::__private::assert_strict_key::<#b>();)
             } else {
                 quote_spanned!(p.span=> ::memo_alchemy::__private::assert_key::<#b>();)

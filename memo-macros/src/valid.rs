@@ -1,6 +1,6 @@
 //! Cross-checks between the attribute and the function.
 
-use crate::attr::{Attr, Backend};
+use crate::attr::Attr;
 use crate::ctxt::Ctxt;
 use crate::signature::Func;
 
@@ -12,14 +12,6 @@ pub(crate) fn check(cx: &mut Ctxt, attr: &Attr, func: &Func) {
                 "`is_method = true` leaves the receiver out of the key, but this function has no `self`: remove it",
             ));
         }
-    }
-    if let Some(Backend::Named(name @ "distributed_memory", span)) = attr.backend.value {
-        cx.syn_error(syn::Error::new(
-            span,
-            format!(
-                "the `{name}` backend is not available yet in this version of memo-alchemy: use \"memory\""
-            ),
-        ));
     }
     if attr.strict.value == Some(true) {
         for arg in &func.args {

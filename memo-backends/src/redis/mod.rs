@@ -1,5 +1,7 @@
-//! The Redis backends: `json` and `pickle`. Values live in Redis, shared by every
-//! process; `limit`, `expire`, strict keys and partial clears hold there too.
+//! The Redis backends: `json` and `pickle`, whose values live in Redis, shared by
+//! every process (`limit`, `expire`, strict keys and partial clears hold there too);
+//! and `distributed_memory`, whose values stay in each process and whose clears reach
+//! every process through Redis pub/sub.
 //!
 //! A hit is one `MGET` (the value and the clear generation). A miss adds one
 //! `EVALSHA` of a script that checks the generation, stores the value with its TTL
@@ -7,8 +9,10 @@
 //! Redis fails, the call computes directly, within the configured timeout; after
 //! repeated failures a circuit breaker skips Redis for a cool-down.
 
+mod bus;
 mod codec;
 mod conn;
+mod distributed;
 mod namespace;
 mod ops;
 mod script;
@@ -24,8 +28,10 @@ use memo_core::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use bus::shutdown;
 pub use codec::{Codec, JsonCodec, PickleCodec};
 use conn::{block, Redis};
+pub use distributed::{DistributedMemory, Ticket};
 use namespace::{glob_escape, segment, Namespace};
 
 /// Values in Redis as JSON.
@@ -266,4 +272,5 @@ fn sweep() -> Result<usize, Error> {
 
 inventory::submit! { ColdClear { backend: "json", clear: cold_clear } }
 inventory::submit! { ColdClear { backend: "pickle", clear: cold_clear } }
+inventory::submit! { ColdClear { backend: "distributed_memory", clear: distributed::cold_clear } }
 inventory::submit! { Sweep(sweep) }

@@ -40,6 +40,11 @@ impl Namespace {
         format!("{}:k:{segments}", self.base)
     }
 
+    /// The namespace itself, which invalidation messages name.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     pub(crate) fn index(&self) -> String {
         format!("{}:i", self.base)
     }
@@ -70,6 +75,14 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The bytes of lower-case `hex`, or `None` if it is not hex.
+pub(crate) fn unhex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+}
+
 /// FNV-1a, 64 bits: stable across processes and builds, unlike std's hashers.
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
@@ -98,6 +111,13 @@ mod tests {
         assert!(has_segments(key, &["a=2a".into(), "b=".into()]));
         assert!(!has_segments(key, &["a=2".into()]));
         assert!(!has_segments(key, &["a=2a2a".into()]));
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(unhex(&hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
     }
 
     #[test]

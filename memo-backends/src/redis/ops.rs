@@ -131,3 +131,9 @@ fn unique() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Relaxed))
 }
+
+/// Publishes `message` on `channel`.
+pub(crate) async fn publish(io: &mut impl Io, channel: &str, message: &str) -> RedisResult<()> {
+    let _receivers: i64 = io.query(cmd("PUBLISH").arg(channel).arg(message)).await?;
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! `distributed_memory`: values in this process's memory, invalidation shared by every
+//! process through Redis pub/sub. A hit makes no network round trip.
+
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+
+use memo_core::{
+    Backend, CachedFunction, Config, Error, Fill, KeyRef, Lookup, Policy, Selector, StoreStats, StrictKeys,
+};
+use serde::Serialize;
+
+use super::bus::{publish, Bus, Listener};
+use super::conn::Redis;
+use super::namespace::{segment, unhex, Namespace};
+use crate::Memory;
+
+/// Values in local memory (LRU, `limit`, `expire` as for `memory`); a clear in any
+/// process reaches every process. Arguments must be `Serialize` so that partial clears
+/// compare the same encodings everywhere; the value only needs `Clone`.
+#[derive(Debug)]
+pub struct DistributedMemory<K, V> {
+    local: Arc<Local<K, V>>,
+    ns: Namespace,
+    bus: &'static Bus,
+    redis: &'static Redis,
+}
+
+#[derive(Debug)]
+struct Local<K, V> {
+    memory: Memory<K, V>,
+    function: &'static CachedFunction,
+    /// Advanced by every invalidation, local or remote, before it removes anything.
+    generation: AtomicU64,
+    /// The bus epoch the stored values were filled under.
+    epoch: AtomicU64,
+}
+
+/// What a miss remembers: the generation and the bus epoch it saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    generation: u64,
+    epoch: u64,
+}
+
+impl<K, V> Local<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn invalidate(&self) -> usize {
+        self.generation.fetch_add(1, SeqCst);
+        self.memory.clear().unwrap_or(0)
+    }
+
+    fn invalidate_resolved(&self, resolved: &[(usize, &[u8])]) -> usize {
+        self.generation.fetch_add(1, SeqCst);
+        self.memory.clear_by(resolved).unwrap_or(0)
+    }
+}
+
+impl<K, V> Listener for Local<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn invalidate_all(&self) {
+        self.invalidate();
+    }
+
+    fn invalidate_matching(&self, segments: &[&str]) {
+        let names = self.function.arg_names();
+        let decoded: Option<Vec<(usize, Vec<u8>)>> = segments
+            .iter()
+            .map(|s| {
+                let (name, hex) = s.split_once('=')?;
+                Some((names.iter().position(|n| *n == name)?, unhex(hex)?))
+            })
+            .collect();
+        match decoded {
+            Some(decoded) => {
+                let resolved: Vec<(usize, &[u8])> = decoded.iter().map(|(i, b)| (*i, &b[..])).collect();
+                self.invalidate_resolved(&resolved);
+            }
+            // A message this build cannot read: clearing everything is safe.
+            None => {
+                self.invalidate();
+            }
+        }
+    }
+}
+
+impl<K, V> DistributedMemory<K, V> {
+    fn fail(&self, message: String) -> Error {
+        self.redis.error("distributed_memory", self.local.function.path(), message)
+    }
+
+    fn segments(&self, resolved: &[(usize, &[u8])]) -> Vec<String> {
+        let names = self.local.function.arg_names();
+        resolved.iter().map(|(i, bytes)| segment(names[*i], bytes)).collect()
+    }
+}
+
+impl<K, V> Backend<K, V> for DistributedMemory<K, V>
+where
+    K: Serialize + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    const NAME: &'static str = "distributed_memory";
+    type Ticket = Ticket;
+
+    fn open(
+        function: &'static CachedFunction,
+        policy: Policy,
+        strict: Option<StrictKeys<K>>,
+    ) -> Result<Self, Error> {
+        let memory = Memory::open(function, policy, strict)?;
+        let local =
+            Arc::new(Local { memory, function, generation: AtomicU64::new(0), epoch: AtomicU64::new(0) });
+        let ns = Namespace::of(function, Config::global());
+        let bus = Bus::global();
+        bus.listen(ns.base(), Arc::clone(&local) as Arc<dyn Listener>);
+        Ok(DistributedMemory { local, ns, bus, redis: Redis::global() })
+    }
+
+    #[inline]
+    fn get<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Result<Lookup<V, Ticket>, Error> {
+        let epoch = self.bus.epoch();
+        if epoch == 0 {
+            // Unsubscribed: a clear elsewhere could go unnoticed, so serve nothing.
+            return Ok(Lookup::Miss(Ticket { generation: 0, epoch: 0 }));
+        }
+        if self.local.epoch.load(SeqCst) != epoch {
+            // Values from before a subscription gap may have missed clears: drop them.
+            self.local.invalidate();
+            self.local.epoch.store(epoch, SeqCst);
+        }
+        let generation = self.local.generation.load(SeqCst);
+        Ok(match self.local.memory.get(key)? {
+            Lookup::Hit(v) => Lookup::Hit(v),
+            Lookup::Miss(()) => Lookup::Miss(Ticket { generation, epoch }),
+        })
+    }
+
+    fn put(&self, key: K, value: V, fill: Fill<'_, Ticket>) -> Result<(), Error> {
+        let ticket = fill.ticket;
+        if ticket.epoch == 0 || ticket.epoch != self.bus.epoch() || !fill.is_current() {
+            return Ok(());
+        }
+        self.local.memory.put(key, value, Fill::new(&self.local.generation, ticket.generation, ()))
+    }
+
+    fn clear(&self) -> Result<usize, Error> {
+        let removed = self.local.invalidate();
+        publish(self.redis, self.bus, self.ns.base(), None).map_err(|m| self.fail(m))?;
+        Ok(removed)
+    }
+
+    fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error> {
+        let removed = self.local.invalidate_resolved(resolved);
+        let segments = self.segments(resolved);
+        publish(self.redis, self.bus, self.ns.base(), Some(&segments)).map_err(|m| self.fail(m))?;
+        Ok(removed)
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.local.memory.stats()
+    }
+
+    async fn clear_async(&self) -> Result<usize, Error> {
+        let removed = self.local.invalidate();
+        let (channel, message) = (self.bus.channel().to_owned(), self.bus.message(self.ns.base(), None));
+        self.redis
+            .run_async(move |mut io| async move { super::ops::publish(&mut io, &channel, &message).await })
+            .await
+            .map_err(|m| self.fail(m))?;
+        Ok(removed)
+    }
+
+    async fn clear_by_async<'a>(&'a self, resolved: &'a [(usize, &'a [u8])]) -> Result<usize, Error> {
+        let removed = self.local.invalidate_resolved(resolved);
+        let segments = self.segments(resolved);
+        let (channel, message) =
+            (self.bus.channel().to_owned(), self.bus.message(self.ns.base(), Some(&segments)));
+        self.redis
+            .run_async(move |mut io| async move { super::ops::publish(&mut io, &channel, &message).await })
+            .await
+            .map_err(|m| self.fail(m))?;
+        Ok(removed)
+    }
+}
+
+/// Tells every process to clear a function this process never opened.
+pub(crate) fn cold_clear(
+    function: &'static CachedFunction,
+    selector: Option<&Selector>,
+) -> Result<usize, Error> {
+    let ns = Namespace::of(function, Config::global());
+    let redis = Redis::global();
+    let segments: Option<Vec<String>> = selector
+        .and_then(|s| function.resolve(s))
+        .map(|resolved| resolved.iter().map(|(i, bytes)| segment(function.arg_names()[*i], bytes)).collect());
+    publish(redis, Bus::global(), ns.base(), segments.as_deref())
+        .map_err(|m| redis.error("distributed_memory", function.path(), m))?;
+    Ok(0)
+}
