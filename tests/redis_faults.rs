@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use memo_alchemy::{flush_all, json_cache};
+use memo_alchemy::{distributed_memory_cache, flush_all, json_cache};
 use redis::Commands;
 use support::server;
 
@@ -26,6 +26,14 @@ static ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
 async fn cube(i: u64) -> u64 {
     ASYNC_RUNS.fetch_add(1, SeqCst);
     i * i * i
+}
+
+static LOCAL_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[distributed_memory_cache]
+fn local_square(i: u64) -> u64 {
+    LOCAL_RUNS.fetch_add(1, SeqCst);
+    i * i
 }
 
 /// The configured timeout (300 ms) plus scheduling slack on a loaded machine.
@@ -57,7 +65,13 @@ async fn redis_faults_never_produce_wrong_values() {
         assert!(raw.exists::<_, bool>(foreign).unwrap(), "{foreign} survives flush_all");
     }
 
-    // Healthy: computed once, then hits.
+    // Healthy: computed once, then hits (distributed_memory once subscribed).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while local_square::cache_stats().hits == 0 {
+        assert_eq!(local_square(3), 9);
+        assert!(Instant::now() < deadline, "the subscription never came up");
+        sleep(Duration::from_millis(5));
+    }
     assert_eq!(square(3), 9);
     assert_eq!(square(3), 9);
     assert_eq!(cube(2).await, 8);
@@ -75,6 +89,12 @@ async fn redis_faults_never_produce_wrong_values() {
     assert_eq!(cube(3).await, 27);
     assert!(start.elapsed() < BOUND, "cube took {:?}", start.elapsed());
     assert!(square::cache_stats().errors > errors_before);
+    // distributed_memory: no subscription, so no local value is served: computed.
+    sleep(Duration::from_millis(100));
+    let local_runs = LOCAL_RUNS.load(SeqCst);
+    assert_eq!(local_square(3), 9);
+    assert_eq!(LOCAL_RUNS.load(SeqCst), local_runs + 1, "not served from memory while unsubscribed");
+    assert!(local_square::cache_clear().is_err(), "a clear that reaches no one is an error");
     // A clear that cannot reach Redis is an error, never a silent success.
     wait_for_breaker_cooldown();
     let (cleared, took) = timed(square::cache_clear);
