@@ -6,10 +6,11 @@ pub use inventory;
 pub use memo_backends::Memory;
 #[cfg(feature = "redis")]
 pub use memo_backends::{DistributedMemory, Json, Pickle};
-pub use memo_core::{Decl, Fallible, Lookup, Mode, Plain, Registration, Selector, StrictKeys};
+pub use memo_core::{
+    CacheStats, CachedFunction, ClearBy, Decl, Error, Fallible, FunctionCache, Lookup, Mode, Plain,
+    Registration, Selector, StrictKeys,
+};
 use serde::Serialize;
-
-use crate::{CachedFunction, Error};
 
 /// Fails to compile, on the argument's type, when it cannot be part of a key.
 pub fn assert_key<T: ?Sized + ToOwned>()

@@ -99,7 +99,7 @@ impl Generated {
             }
             _ => quote!(::memo_alchemy::__private::Memory<#key_ty, #value_ty>),
         };
-        let handle_ty = quote!(::memo_alchemy::FunctionCache<#key_ty, #value_ty, #store>);
+        let handle_ty = quote!(::memo_alchemy::__private::FunctionCache<#key_ty, #value_ty, #store>);
         let name = func.name();
         let function_fn = format_ident!("__memo_{}_function", name.unraw());
         let handle_fn = if func.associated {
@@ -155,10 +155,10 @@ impl Generated {
         quote! {
             #[doc(hidden)]
             #[allow(non_snake_case)]
-            #vis fn #function_fn() -> &'static ::memo_alchemy::CachedFunction {
+            #vis fn #function_fn() -> &'static ::memo_alchemy::__private::CachedFunction {
                 struct __MemoAnchor;
-                static __MEMO_FUNCTION: ::memo_alchemy::CachedFunction =
-                    ::memo_alchemy::CachedFunction::__new(::memo_alchemy::__private::Decl {
+                static __MEMO_FUNCTION: ::memo_alchemy::__private::CachedFunction =
+                    ::memo_alchemy::__private::CachedFunction::__new(::memo_alchemy::__private::Decl {
                         name: #name,
                         anchor: ::std::any::type_name::<__MemoAnchor>,
                         backend: #backend,
@@ -300,14 +300,14 @@ impl Generated {
         let clear_item = if self.is_async {
             quote! {
                 /// Clears this method's cache, then its dependents'; returns the entries removed.
-                #vis async fn #clear() -> ::std::result::Result<usize, ::memo_alchemy::Error> {
+                #vis async fn #clear() -> ::std::result::Result<usize, ::memo_alchemy::__private::Error> {
                     #function().clear_async().await
                 }
             }
         } else {
             quote! {
                 /// Clears this method's cache, then its dependents'; returns the entries removed.
-                #vis fn #clear() -> ::std::result::Result<usize, ::memo_alchemy::Error> {
+                #vis fn #clear() -> ::std::result::Result<usize, ::memo_alchemy::__private::Error> {
                     #function().clear()
                 }
             }
@@ -317,8 +317,8 @@ impl Generated {
             let doc = format!("Selects entries by argument: `.arg(\"name\", &value)...{finish}`.");
             quote! {
                 #[doc = #doc]
-                #vis fn #clear_by() -> ::memo_alchemy::ClearBy {
-                    ::memo_alchemy::ClearBy::new(#function())
+                #vis fn #clear_by() -> ::memo_alchemy::__private::ClearBy {
+                    ::memo_alchemy::__private::ClearBy::new(#function())
                 }
             }
         });
@@ -326,7 +326,7 @@ impl Generated {
             #clear_item
             #clear_by_item
             /// This method's hits, misses, evictions, errors and length.
-            #vis fn #stats() -> ::memo_alchemy::CacheStats {
+            #vis fn #stats() -> ::memo_alchemy::__private::CacheStats {
                 #function().stats()
             }
         }
@@ -366,12 +366,12 @@ impl Generated {
                     super::#handle_fn()
                 }
                 /// Clears this function's cache, then its dependents'; returns the entries removed.
-                #clear_sig -> ::std::result::Result<usize, ::memo_alchemy::Error> {
+                #clear_sig -> ::std::result::Result<usize, ::memo_alchemy::__private::Error> {
                     #clear_call
                 }
                 #builder_fn
                 /// Hits, misses, evictions, errors and length.
-                pub fn cache_stats() -> ::memo_alchemy::CacheStats {
+                pub fn cache_stats() -> ::memo_alchemy::__private::CacheStats {
                     super::#function_fn().stats()
                 }
             }
@@ -425,7 +425,7 @@ impl Generated {
             impl #ty {
                 #(#setters)*
                 /// Removes the selected entries and cascades to dependents; returns the entries removed.
-                #clear_sig -> ::std::result::Result<usize, ::memo_alchemy::Error> {
+                #clear_sig -> ::std::result::Result<usize, ::memo_alchemy::__private::Error> {
                     let #f = #function_fn();
                     let mut #selector = ::memo_alchemy::__private::Selector::new();
                     #(#adds)*
@@ -450,7 +450,7 @@ fn dependency_fn(path: &Path) -> TokenStream {
     if let Some(last) = path.segments.last_mut() {
         last.ident = Ident::new(&format!("__memo_{}_function", last.ident.unraw()), last.ident.span());
     }
-    quote_spanned!(span=> #path as fn() -> &'static ::memo_alchemy::CachedFunction)
+    quote_spanned!(span=> #path as fn() -> &'static ::memo_alchemy::__private::CachedFunction)
 }
 
 fn signature_text(func: &Func) -> String {
