@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::bus::{publish, Bus, Listener};
 use super::conn::Redis;
-use super::namespace::{segment, unhex, Namespace};
+use super::namespace::{selected, unhex, Namespace};
 use crate::Memory;
 
 /// Values in local memory (LRU, `limit`, `expire` as for `memory`); a clear in any
@@ -96,8 +96,7 @@ impl<K, V> DistributedMemory<K, V> {
     }
 
     fn segments(&self, resolved: &[(usize, &[u8])]) -> Vec<String> {
-        let names = self.local.function.arg_names();
-        resolved.iter().map(|(i, bytes)| segment(names[*i], bytes)).collect()
+        selected(self.local.function, resolved)
     }
 }
 
@@ -197,9 +196,8 @@ pub(crate) fn cold_clear(
 ) -> Result<usize, Error> {
     let ns = Namespace::of(function, Config::global());
     let redis = Redis::global();
-    let segments: Option<Vec<String>> = selector
-        .and_then(|s| function.resolve(s))
-        .map(|resolved| resolved.iter().map(|(i, bytes)| segment(function.arg_names()[*i], bytes)).collect());
+    let segments: Option<Vec<String>> =
+        selector.and_then(|s| function.resolve(s)).map(|resolved| selected(function, &resolved));
     publish(redis, Bus::global(), ns.base(), segments.as_deref())
         .map_err(|m| redis.error("distributed_memory", function.path(), m))?;
     Ok(0)

@@ -32,7 +32,7 @@ pub use bus::shutdown;
 pub use codec::{Codec, JsonCodec, PickleCodec};
 use conn::{block, Redis};
 pub use distributed::{DistributedMemory, Ticket};
-use namespace::{glob_escape, segment, Namespace};
+use namespace::{glob_escape, segment, selected, Namespace};
 
 /// Values in Redis as JSON.
 pub type Json<K, V> = RedisStore<K, V, JsonCodec>;
@@ -118,7 +118,7 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
     }
 
     fn wanted(&self, resolved: &[(usize, &[u8])]) -> Vec<String> {
-        resolved.iter().map(|(i, bytes)| segment(self.function.arg_names()[*i], bytes)).collect()
+        selected(self.function, resolved)
     }
 }
 
@@ -251,8 +251,7 @@ fn cold_clear(function: &'static CachedFunction, selector: Option<&Selector>) ->
     let fail = |m: String| redis.error("redis", function.path(), m);
     match selector.and_then(|s| function.resolve(s)) {
         Some(resolved) => {
-            let wanted: Vec<String> =
-                resolved.iter().map(|(i, bytes)| segment(function.arg_names()[*i], bytes)).collect();
+            let wanted = selected(function, &resolved);
             redis.run(|io| block(ops::clear_matching(io, &ns, &wanted))).map_err(fail)
         }
         None => redis.run(|io| block(ops::clear(io, &ns))).map_err(fail),

@@ -59,6 +59,12 @@ pub(crate) fn segment(name: &str, encoded: &[u8]) -> String {
     format!("{name}={}", hex(encoded))
 }
 
+/// The segments a partial clear selects: `(argument index, encoding)` pairs of
+/// `function` as `name=hex`.
+pub(crate) fn selected(function: &CachedFunction, resolved: &[(usize, &[u8])]) -> Vec<String> {
+    resolved.iter().map(|(i, bytes)| segment(function.arg_names()[*i], bytes)).collect()
+}
+
 /// Whether the strict entry key `key` has every `name=hex` segment of `wanted`.
 pub(crate) fn has_segments(key: &str, wanted: &[String]) -> bool {
     let Some((_, args)) = key.rsplit_once(":k:") else { return false };
