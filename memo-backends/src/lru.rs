@@ -1,6 +1,6 @@
-//! An LRU map: a hash table of slot indices over a slab of slots that a doubly
+//! An exact LRU map: a hash table of slot indices over a slab of slots that a doubly
 //! linked list orders from most to least recently used. Not synchronised: the
-//! memory backend wraps it in a lock.
+//! memory backend wraps it in a mutex, for small limits (`EXACT_LRU_MAX`).
 
 use hashbrown::HashTable;
 
@@ -44,16 +44,21 @@ impl<K, V> Lru<K, V> {
         self.table.len()
     }
 
-    /// Finds the entry for which `eq` holds; a live one becomes most recently used, an
-    /// expired one is removed.
-    pub(crate) fn get(&mut self, hash: u64, now: u64, eq: impl Fn(&K) -> bool) -> Found<'_, V> {
+    /// Finds the entry for which `eq` holds; a live one becomes most recently used, one
+    /// whose expiry time `expired` accepts is removed.
+    pub(crate) fn get(
+        &mut self,
+        hash: u64,
+        expired: impl Fn(u64) -> bool,
+        eq: impl Fn(&K) -> bool,
+    ) -> Found<'_, V> {
         let slots = &self.slots;
         let Some(&index) =
             self.table.find(hash, |&i| slots[i as usize].entry.as_ref().is_some_and(|(k, _)| eq(k)))
         else {
             return Found::Absent;
         };
-        if self.slots[index as usize].expires_at <= now {
+        if expired(self.slots[index as usize].expires_at) {
             self.remove(index);
             return Found::Expired;
         }

@@ -1,42 +1,106 @@
-//! The memory backend: an in-process LRU map per function, behind one lock.
+//! The memory backend: an in-process map per function.
+//!
+//! Two stores, chosen by `limit`:
+//!
+//! - up to `EXACT_LRU_MAX` (64) entries, an exact LRU behind a mutex (a hit moves the
+//!   entry to the front of the list): small caches keep the least recently used
+//!   order exactly;
+//! - above that, or unlimited, CLOCK maps (`second_chance`), one per shard of the
+//!   keys' hashes, behind a `ReadMostly` lock: a hit takes no lock word, relinks
+//!   nothing and reads the coarse clock, so two threads hitting at once do not write
+//!   any line they share, and a write leaves the other shards' lines alone. Each shard
+//!   holds its share of the `limit`. CLOCK approximates LRU; the `hit_ratio` bench
+//!   measures how closely.
 
 use std::hash::{BuildHasher, Hash};
 
 use memo_core::{
-    now_ms, Backend, CachedFunction, Error, Fill, KeyRef, Lookup, Policy, StoreStats, StrictKeys,
+    coarse_now_ms, now_ms, Backend, CachedFunction, Error, Fill, KeyRef, Lookup, Policy, StoreStats,
+    StrictKeys,
 };
 use parking_lot::Mutex;
 
 use crate::lru::{Found, Lru};
+use crate::read_mostly::ReadMostly;
+use crate::second_chance::SecondChance;
 
-/// Values in this process's memory, least recently used evicted first.
+/// The largest `limit` kept in exact LRU order; larger caches evict by CLOCK.
+pub(crate) const EXACT_LRU_MAX: usize = 64;
+
+/// How far ahead of the coarse clock an entry's expiry is checked against the precise
+/// clock, so that the coarse clock's lag (about a millisecond) never serves an entry
+/// past its time. Entries in their last milliseconds pay a precise clock read per hit.
+const SLACK_MS: u64 = 10;
+
+/// Values in this process's memory, evicted least recently used first: exactly up to
+/// a `limit` of 64, approximately (CLOCK) above it.
 ///
-/// A hit hashes the borrowed arguments, takes the lock, finds the slot, moves it to
-/// the front of the recency list and clones the value. The clock is read only when
-/// the function has an `expire`.
+/// A hit hashes the borrowed arguments, finds the entry and clones the value. In a
+/// CLOCK store it does so without writing anything other threads read: no lock word,
+/// no list relinking, and the expiry check reads a clock that a background thread
+/// advances every millisecond (started only by a function with an `expire`).
 #[derive(Debug)]
 pub struct Memory<K, V> {
-    state: Mutex<State<K, V>>,
+    store: Store<K, V>,
     policy: Policy,
     strict: Option<StrictKeys<K>>,
     hasher: foldhash::fast::RandomState,
 }
 
 #[derive(Debug)]
-struct State<K, V> {
-    lru: Lru<K, V>,
+enum Store<K, V> {
+    Exact(Mutex<Counted<Lru<K, V>>>),
+    Clock(ReadMostly<Counted<SecondChance<K, V>>>),
+}
+
+/// A map, its share of the limit, and what it removed.
+#[derive(Debug)]
+struct Counted<M> {
+    map: M,
+    limit: Option<usize>,
     evictions: u64,
     expirations: u64,
 }
 
+impl<M> Counted<M> {
+    fn new(map: M, limit: Option<usize>) -> Self {
+        Counted { map, limit, evictions: 0, expirations: 0 }
+    }
+}
+
+/// Shards of a CLOCK store: enough that each holds 512 entries or more, at most 16.
+fn shard_count(limit: Option<usize>) -> usize {
+    limit.map_or(16, |l| (l / 512).next_power_of_two().clamp(1, 16))
+}
+
+/// Splits `limit` over `shards` exactly: shard `i`'s share.
+fn share(limit: Option<usize>, shards: usize, i: usize) -> Option<usize> {
+    limit.map(|l| l / shards + usize::from(i < l % shards))
+}
+
+/// The shard of a hash (bits that hashbrown uses for neither the bucket nor the tag).
+#[inline]
+fn shard_of(hash: u64, shards: usize) -> usize {
+    (hash >> 40) as usize & (shards - 1)
+}
+
 impl<K, V> Memory<K, V> {
-    fn now(&self) -> u64 {
+    /// The clock for expiry checks: coarse, and 0 (never read) without `expire`.
+    #[inline]
+    fn coarse_now(&self) -> u64 {
         if self.policy.expire_ms.is_some() {
-            now_ms()
+            coarse_now_ms()
         } else {
             0
         }
     }
+}
+
+/// Whether an entry expiring at `expires_at` has expired, given the coarse time: only
+/// entries close to their expiry read the precise clock.
+#[inline]
+fn expired(expires_at: u64, coarse: u64) -> bool {
+    expires_at <= coarse.saturating_add(SLACK_MS) && expires_at <= now_ms()
 }
 
 impl<K, V> Backend<K, V> for Memory<K, V>
@@ -52,57 +116,140 @@ where
         policy: Policy,
         strict: Option<StrictKeys<K>>,
     ) -> Result<Self, Error> {
-        Ok(Memory {
-            state: Mutex::new(State { lru: Lru::new(), evictions: 0, expirations: 0 }),
-            policy,
-            strict,
-            hasher: Default::default(),
-        })
+        let store = match policy.limit {
+            Some(limit) if limit <= EXACT_LRU_MAX => {
+                Store::Exact(Mutex::new(Counted::new(Lru::new(), policy.limit)))
+            }
+            limit => {
+                let n = shard_count(limit);
+                Store::Clock(ReadMostly::new(
+                    (0..n).map(|i| Counted::new(SecondChance::new(), share(limit, n, i))),
+                ))
+            }
+        };
+        if policy.expire_ms.is_some() {
+            coarse_now_ms(); // starts the ticker now rather than on the first hit
+        }
+        Ok(Memory { store, policy, strict, hasher: Default::default() })
     }
 
     #[inline]
     fn get<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Result<Lookup<V, ()>, Error> {
         let hash = self.hasher.hash_one(key);
-        let now = self.now();
-        let mut state = self.state.lock();
-        match state.lru.get(hash, now, |k| key.matches(k)) {
-            Found::Live(v) => Ok(Lookup::Hit(v.clone())),
-            Found::Expired => {
-                state.expirations += 1;
-                Ok(Lookup::Miss(()))
+        let coarse = self.coarse_now();
+        let is_expired = |at| expired(at, coarse);
+        let found = match &self.store {
+            Store::Clock(lock) => lock.read(shard_of(hash, lock.shards()), |c| {
+                match c.map.get(hash, is_expired, |k| key.matches(k)) {
+                    Found::Live(v) => Some(Some(v.clone())),
+                    Found::Expired => Some(None),
+                    Found::Absent => None,
+                }
+            }),
+            Store::Exact(lock) => {
+                let mut state = lock.lock();
+                match state.map.get(hash, is_expired, |k| key.matches(k)) {
+                    Found::Live(v) => Some(Some(v.clone())),
+                    Found::Expired => {
+                        state.expirations += 1;
+                        None
+                    }
+                    Found::Absent => None,
+                }
             }
-            Found::Absent => Ok(Lookup::Miss(())),
-        }
+        };
+        Ok(match found {
+            Some(Some(v)) => Lookup::Hit(v),
+            Some(None) => {
+                self.remove_expired(hash, key);
+                Lookup::Miss(())
+            }
+            None => Lookup::Miss(()),
+        })
     }
 
     fn put(&self, key: K, value: V, fill: Fill<'_, ()>) -> Result<(), Error> {
         let hash = self.hasher.hash_one(&key);
         let expires_at = self.policy.expire_ms.map_or(u64::MAX, |ms| now_ms().saturating_add(ms));
-        let mut state = self.state.lock();
         // Checked under the lock that clears take: see `Fill`.
-        if fill.is_current() {
-            let evicted = state.lru.insert(hash, key, value, expires_at, self.policy.limit);
-            state.evictions += evicted;
+        match &self.store {
+            Store::Exact(lock) => {
+                let mut state = lock.lock();
+                if fill.is_current() {
+                    let limit = state.limit;
+                    state.evictions += state.map.insert(hash, key, value, expires_at, limit);
+                }
+            }
+            Store::Clock(lock) => lock.write(shard_of(hash, lock.shards()), |c| {
+                if fill.is_current() {
+                    let limit = c.limit;
+                    c.evictions +=
+                        c.map.insert(hash, key, value, expires_at, limit, |k| self.hasher.hash_one(k));
+                }
+            }),
         }
         Ok(())
     }
 
     fn clear(&self) -> Result<usize, Error> {
-        Ok(self.state.lock().lru.clear())
+        let removed = match &self.store {
+            Store::Exact(lock) => lock.lock().map.clear(),
+            Store::Clock(lock) => (0..lock.shards())
+                .map(|i| {
+                    // The entries are dropped after the shard's lock is released.
+                    let old = lock.write(i, |c| std::mem::replace(&mut c.map, SecondChance::new()));
+                    old.len()
+                })
+                .sum(),
+        };
+        Ok(removed)
     }
 
     fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error> {
         let Some(strict) = self.strict else { return self.clear() };
-        Ok(self.state.lock().lru.remove_where(|k| strict.matches(k, resolved)))
+        let doomed = |k: &K| strict.matches(k, resolved);
+        Ok(match &self.store {
+            Store::Exact(lock) => lock.lock().map.remove_where(doomed),
+            Store::Clock(lock) => {
+                (0..lock.shards()).map(|i| lock.write(i, |c| c.map.remove_where(doomed))).sum()
+            }
+        })
     }
 
     fn stats(&self) -> StoreStats {
-        let state = self.state.lock();
-        StoreStats {
-            evictions: state.evictions,
-            expirations: state.expirations,
-            len: Some(state.lru.len()),
+        let stats = |evictions, expirations, len| StoreStats {
+            evictions,
+            expirations,
+            len: Some(len),
             ..StoreStats::default()
+        };
+        match &self.store {
+            Store::Exact(lock) => {
+                let s = lock.lock();
+                stats(s.evictions, s.expirations, s.map.len())
+            }
+            Store::Clock(lock) => (0..lock.shards())
+                .map(|i| lock.read(i, |s| (s.evictions, s.expirations, s.map.len())))
+                .fold(stats(0, 0, 0), |total, (ev, ex, len)| {
+                    stats(total.evictions + ev, total.expirations + ex, total.len.unwrap_or(0) + len)
+                }),
+        }
+    }
+}
+
+impl<K, V> Memory<K, V>
+where
+    K: Hash + Eq,
+{
+    /// Removes the entry of `key` if it is (still) expired, counting it once.
+    #[cold]
+    fn remove_expired<Q: KeyRef<K> + ?Sized>(&self, hash: u64, key: &Q) {
+        if let Store::Clock(lock) = &self.store {
+            lock.write(shard_of(hash, lock.shards()), |c| {
+                if c.map.remove_expired(hash, now_ms(), |k| key.matches(k)) {
+                    c.expirations += 1;
+                }
+            });
         }
     }
 }

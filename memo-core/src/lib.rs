@@ -19,7 +19,7 @@ mod stats;
 
 pub use backend::{Backend, Fill, Lookup, Policy, StoreStats};
 pub use clear_by::ClearBy;
-pub use clock::now_ms;
+pub use clock::{coarse_now_ms, now_ms};
 pub use config::{
     Config, ConfigBuilder, RedisUrl, DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_FAILURES, DEFAULT_EXPIRE,
     DEFAULT_KEY_PREFIX, DEFAULT_LIMIT, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL,
@@ -31,7 +31,7 @@ pub use graph::{flush_all, plan, registry, ColdClear, FunctionCacheDependency, R
 pub use handle::{FunctionCache, Miss};
 pub use key::{encode_value, Field, KeyRef, OwnedKey, Selector, StrictArgs, StrictKeys};
 pub use mode::{Fallible, Mode, Plain};
-pub use stats::{CacheStats, Counters};
+pub use stats::{thread_slot, CacheStats, Counters, Stripes};
 
 /// A boxed, `Send` future, as [`CacheControl`]'s async methods return.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -217,20 +217,25 @@ impl Generated {
         };
         let function = self.function_path(func);
         let f = local("__memo_function");
-        let body = quote! {
-            #(#checks)*
-            #value_check
+        let open = quote! {
             let #f = #function();
             #f.handle(|| <#handle_ty>::open(#f, #strict_keys))
         };
         let raw = func.name().unraw();
         if func.associated {
+            // A method's accessor cannot hold a static: its type may mention `Self`.
             let name = format_ident!("{raw}_cache");
             quote! {
                 /// This method's cache handle.
-                #vis fn #name() -> &'static #handle_ty { #body }
+                #vis fn #name() -> &'static #handle_ty {
+                    #(#checks)*
+                    #value_check
+                    #open
+                }
             }
         } else {
+            // A free function's accessor keeps the typed handle in a static of its own,
+            // so a call costs one load rather than the registry's type-erased lookup.
             let name = format_ident!("__memo_{raw}_cache");
             let alias = format_ident!("__memo_{raw}_Cache");
             quote! {
@@ -239,7 +244,14 @@ impl Generated {
                 #vis type #alias = #handle_ty;
                 #[doc(hidden)]
                 #[allow(non_snake_case)]
-                #vis fn #name() -> &'static #handle_ty { #body }
+                #[inline]
+                #vis fn #name() -> &'static #handle_ty {
+                    #(#checks)*
+                    #value_check
+                    static __MEMO_HANDLE: ::std::sync::LazyLock<&'static #handle_ty> =
+                        ::std::sync::LazyLock::new(|| { #open });
+                    *__MEMO_HANDLE
+                }
             }
         }
     }

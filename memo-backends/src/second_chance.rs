@@ -1,0 +1,211 @@
+//! A map evicting by CLOCK (second chance), an approximation of LRU whose reads change
+//! nothing but a "referenced" bit, and that only when it is not set yet. So a hit on a
+//! hot entry writes nothing at all, and reads can share the map (see `ReadMostly`).
+//!
+//! Entries sit in the hash table's own buckets, so a hit reads one bucket, as a bare
+//! hash map does. The referenced bits live beside the table, one byte per bucket, so
+//! that the hand clearing them does not take the entries' lines from the readers'
+//! caches. When the map is full, a hand sweeps the buckets: an entry read since the
+//! hand last passed loses its bit and stays, the first one not read goes.
+//!
+//! The bits are hints: when the table rehashes, entries move to other buckets and
+//! their bits stay behind. That costs a little recency information once, never
+//! correctness.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use hashbrown::HashTable;
+
+use crate::lru::Found;
+
+#[derive(Debug)]
+struct Entry<K, V> {
+    key: K,
+    value: V,
+    /// `now_ms()` past which the entry is expired; `u64::MAX` for never.
+    expires_at: u64,
+}
+
+/// The CLOCK map.
+#[derive(Debug)]
+pub(crate) struct SecondChance<K, V> {
+    table: HashTable<Entry<K, V>>,
+    /// Per bucket of `table`: whether its entry was read since the hand last passed.
+    referenced: Box<[AtomicBool]>,
+    /// The next bucket the hand looks at.
+    hand: usize,
+}
+
+impl<K, V> SecondChance<K, V> {
+    pub(crate) fn new() -> Self {
+        SecondChance { table: HashTable::new(), referenced: Box::new([]), hand: 0 }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Finds the entry for which `eq` holds and marks it referenced. Entries whose
+    /// expiry time `expired` accepts are reported, not removed: this is the shared,
+    /// read-only side.
+    #[inline]
+    pub(crate) fn get(
+        &self,
+        hash: u64,
+        expired: impl Fn(u64) -> bool,
+        eq: impl Fn(&K) -> bool,
+    ) -> Found<'_, V> {
+        let Some(index) = self.table.find_bucket_index(hash, |e| eq(&e.key)) else { return Found::Absent };
+        let Some(entry) = self.table.get_bucket(index) else { return Found::Absent };
+        if expired(entry.expires_at) {
+            return Found::Expired;
+        }
+        // Written once per turn of the hand at most: a hot entry's bit stays shared.
+        if let Some(referenced) = self.referenced.get(index) {
+            if !referenced.load(Relaxed) {
+                referenced.store(true, Relaxed);
+            }
+        }
+        Found::Live(&entry.value)
+    }
+
+    /// Removes the entry for which `eq` holds if it expired by `now`; whether it did.
+    pub(crate) fn remove_expired(&mut self, hash: u64, now: u64, eq: impl Fn(&K) -> bool) -> bool {
+        match self.table.find_entry(hash, |e| eq(&e.key)) {
+            Ok(entry) if entry.get().expires_at <= now => {
+                entry.remove();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Inserts or replaces; returns how many entries were evicted to stay within `limit`.
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        expires_at: u64,
+        limit: Option<usize>,
+        hash_of: impl Fn(&K) -> u64,
+    ) -> u64
+    where
+        K: Eq,
+    {
+        if let Some(entry) = self.table.find_mut(hash, |e| e.key == key) {
+            entry.value = value;
+            entry.expires_at = expires_at;
+            return 0;
+        }
+        let cap = limit.unwrap_or(usize::MAX);
+        let mut evicted = 0;
+        while self.len() >= cap && self.len() > 0 {
+            let victim = self.victim();
+            if let Ok(entry) = self.table.get_bucket_entry(victim) {
+                entry.remove();
+                evicted += 1;
+            }
+        }
+        let index = self
+            .table
+            .insert_unique(hash, Entry { key, value, expires_at }, |e| hash_of(&e.key))
+            .bucket_index();
+        if self.referenced.len() != self.table.num_buckets() {
+            // The table grew: start the new buckets' bits (and the hand) afresh.
+            self.referenced = (0..self.table.num_buckets()).map(|_| AtomicBool::new(false)).collect();
+            self.hand = 0;
+        }
+        // A new entry gets a full turn of the hand before it can go, not a free pass.
+        if let Some(referenced) = self.referenced.get_mut(index) {
+            *referenced.get_mut() = false;
+        }
+        evicted
+    }
+
+    /// The next bucket to evict: the first occupied one, from the hand on, not read
+    /// since the hand last passed. Two turns at most: the first clears every bit.
+    fn victim(&mut self) -> usize {
+        let buckets = self.table.num_buckets();
+        loop {
+            if self.hand >= buckets {
+                self.hand = 0;
+            }
+            let index = self.hand;
+            self.hand += 1;
+            if self.table.get_bucket(index).is_none() {
+                continue;
+            }
+            match self.referenced.get_mut(index).map(AtomicBool::get_mut) {
+                Some(referenced) if *referenced => *referenced = false,
+                _ => return index,
+            }
+        }
+    }
+
+    /// Removes every entry whose key satisfies `doomed`; returns how many.
+    pub(crate) fn remove_where(&mut self, mut doomed: impl FnMut(&K) -> bool) -> usize {
+        let before = self.len();
+        self.table.retain(|e| !doomed(&e.key));
+        before - self.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    fn hash(k: &u64) -> u64 {
+        foldhash::fast::FixedState::with_seed(7).hash_one(k)
+    }
+
+    fn insert(map: &mut SecondChance<u64, u64>, k: u64, limit: usize) -> u64 {
+        map.insert(hash(&k), k, k * 10, u64::MAX, Some(limit), hash)
+    }
+
+    fn has(map: &SecondChance<u64, u64>, k: u64) -> bool {
+        matches!(map.get(hash(&k), |_| false, |x| *x == k), Found::Live(_))
+    }
+
+    #[test]
+    fn a_read_entry_survives_evictions_that_unread_ones_do_not() {
+        let mut map = SecondChance::new();
+        for k in 0..100 {
+            insert(&mut map, k, 100);
+        }
+        for round in 0..20 {
+            assert!(has(&map, 7), "7 is read before every insert (round {round})");
+            assert_eq!(insert(&mut map, 1_000 + round, 100), 1);
+        }
+        assert_eq!(map.len(), 100);
+    }
+
+    #[test]
+    fn stays_within_its_limit_and_finds_what_it_keeps() {
+        let mut map = SecondChance::new();
+        let mut evicted = 0;
+        for k in 0..10_000 {
+            evicted += insert(&mut map, k % 3_000, 1_000);
+            if k % 7 == 0 {
+                has(&map, k / 2 % 3_000);
+            }
+        }
+        assert_eq!(map.len(), 1_000);
+        let found = (0..3_000).filter(|&k| has(&map, k)).count();
+        assert_eq!(found, 1_000, "every entry is found ({evicted} evicted)");
+    }
+
+    #[test]
+    fn expired_entries_are_reported_then_removed() {
+        let mut map = SecondChance::new();
+        map.insert(hash(&1), 1, 10, 50, None, hash);
+        assert!(matches!(map.get(hash(&1), |at| at <= 49, |x| *x == 1), Found::Live(10)));
+        assert!(matches!(map.get(hash(&1), |at| at <= 50, |x| *x == 1), Found::Expired));
+        assert!(!map.remove_expired(hash(&1), 49, |x| *x == 1));
+        assert!(map.remove_expired(hash(&1), 50, |x| *x == 1));
+        assert!(matches!(map.get(hash(&1), |_| false, |x| *x == 1), Found::Absent));
+        assert_eq!(map.remove_where(|_| true), 0);
+    }
+}
