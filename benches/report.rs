@@ -174,6 +174,7 @@ fn main() {
         None => "not measured",
     };
     let f = |v: Option<f64>, unit: &str| v.map_or(String::from("-"), |v| format!("{v:.1}{unit}"));
+    let r2 = |v: Option<f64>| v.map_or(String::from("-"), |v| format!("{v:.2}×"));
     w("\n## Targets\n\n| measure | target | measured | |\n|---|---|---:|---|\n".into());
     w(format!(
         "| single-thread hit | ≤ 8 ns (stretch) | {} | {} |\n",
@@ -195,7 +196,7 @@ fn main() {
     let strict_ratio = strict.zip(fast).map(|(s, f)| s / f);
     w(format!(
         "| strict keys on the hit path | ≤ 1.2× non-strict | {} | {} |\n",
-        f(strict_ratio, "×"),
+        r2(strict_ratio),
         verdict(strict_ratio.map(|r| r <= 1.2))
     ));
     w(format!(
@@ -218,7 +219,7 @@ fn main() {
         let ratio = lookup(&redis, ours_id).zip(lookup(&redis, raw_id)).map(|(o, r)| o / r);
         w(format!(
             "| {what} | ≤ {target:.2}× raw | {} | {} |\n",
-            f(ratio, "×"),
+            r2(ratio),
             verdict(ratio.map(|r| r <= target))
         ));
     }

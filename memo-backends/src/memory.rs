@@ -28,9 +28,11 @@ use crate::second_chance::SecondChance;
 pub(crate) const EXACT_LRU_MAX: usize = 64;
 
 /// How far ahead of the coarse clock an entry's expiry is checked against the precise
-/// clock, so that the coarse clock's lag (about a millisecond) never serves an entry
-/// past its time. Entries in their last milliseconds pay a precise clock read per hit.
-const SLACK_MS: u64 = 10;
+/// clock, so that the coarse clock's lag (a 5 ms tick, plus the ticker's wait for a
+/// core) never serves an entry past its time: expiry stays exact to the millisecond
+/// while the ticker is less than 15 ms late. Entries in their last 20 ms pay a precise
+/// clock read per hit.
+const SLACK_MS: u64 = 20;
 
 /// Values in this process's memory, evicted least recently used first: exactly up to
 /// a `limit` of 64, approximately (CLOCK) above it.
@@ -38,7 +40,8 @@ const SLACK_MS: u64 = 10;
 /// A hit hashes the borrowed arguments, finds the entry and clones the value. In a
 /// CLOCK store it does so without writing anything other threads read: no lock word,
 /// no list relinking, and the expiry check reads a clock that a background thread
-/// advances every millisecond (started only by a function with an `expire`).
+/// advances every 5 ms (started only by a function with an `expire`), and the precise
+/// clock only in an entry's last 20 ms.
 #[derive(Debug)]
 pub struct Memory<K, V> {
     store: Store<K, V>,

@@ -1,5 +1,6 @@
 //! Milliseconds since the first use of the cache, from the monotonic clock: precise
-//! ([`now_ms`], ~30-40 ns a read) and coarse ([`coarse_now_ms`], one load).
+//! ([`now_ms`], ~30-40 ns a read) and coarse ([`coarse_now_ms`], one load, up to a
+//! tick behind).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{LazyLock, Once};
@@ -17,13 +18,17 @@ pub fn now_ms() -> u64 {
 /// [`now_ms`] as the ticker thread last stored it; `NOT_TICKING` before it runs.
 static COARSE: AtomicU64 = AtomicU64::new(NOT_TICKING);
 const NOT_TICKING: u64 = u64::MAX;
-/// How often the ticker stores the time.
-const TICK: Duration = Duration::from_millis(1);
+/// How often the ticker stores the time. Readers that need the millisecond compare
+/// against the precise clock once the coarse one is within a margin of their
+/// deadline (see the memory backend), so the tick only has to stay well inside that
+/// margin: 200 wake-ups a second rather than 1,000.
+const TICK: Duration = Duration::from_millis(5);
 
-/// [`now_ms`] as of the last tick of a background thread that stores it every
-/// millisecond: one load of a line that changes once a millisecond, instead of a clock
-/// read. Never ahead of [`now_ms`]; behind it by about a millisecond, more while the
-/// ticker waits for a core.
+/// [`now_ms`] as of the last tick of a background thread that stores it every 5 ms:
+/// one load of a line that changes 200 times a second, instead of a clock read. Never
+/// ahead of [`now_ms`]; behind it by up to 5 ms, more while the ticker waits for a
+/// core. Callers that need the millisecond read [`now_ms`] when the coarse time is
+/// close to their deadline.
 ///
 /// The first call starts the ticker (a thread named `memo-alchemy-clock`), so a
 /// program that never caches with an `expire` never starts it. If the thread cannot
