@@ -21,7 +21,7 @@ use memo_core::{
 use parking_lot::Mutex;
 
 use crate::lru::{Found, Lru};
-use crate::read_mostly::ReadMostly;
+use crate::read_mostly::{ReadMostly, MAX_SHARDS};
 use crate::second_chance::SecondChance;
 
 /// The largest `limit` kept in exact LRU order; larger caches evict by CLOCK.
@@ -71,9 +71,10 @@ impl<M> Counted<M> {
     }
 }
 
-/// Shards of a CLOCK store: enough that each holds 512 entries or more, at most 16.
+/// Shards of a CLOCK store: enough that each holds 512 entries or more, at most
+/// `MAX_SHARDS` (16).
 fn shard_count(limit: Option<usize>) -> usize {
-    limit.map_or(16, |l| (l / 512).next_power_of_two().clamp(1, 16))
+    limit.map_or(MAX_SHARDS, |l| (l / 512).next_power_of_two().clamp(1, MAX_SHARDS))
 }
 
 /// Splits `limit` over `shards` exactly: shard `i`'s share.

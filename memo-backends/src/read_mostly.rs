@@ -9,10 +9,12 @@
 //! BRAVO-style and big-reader locks: a read costs one atomic add on a line the thread
 //! owns; a write costs a look at every stripe.
 //!
-//! A thread's own stripe counts up on entering and again on leaving (odd: inside), so
-//! a writer waits for a change, not for a zero, and readers of other shards, which do
-//! not step back for it, cannot starve it. Threads without a stripe of their own share
-//! one that counts readers inside, and a writer waits for it to empty.
+//! A stripe is one line holding a counter per shard, so a writer waits only for the
+//! readers of its own shard: a reader of another shard that lost its core in the
+//! middle of a read holds up no one. A thread's own counter counts up on entering and
+//! again on leaving (odd: inside), so a writer waits for a change, not for a zero, and
+//! readers that keep coming cannot starve it. Threads without a stripe of their own
+//! share one whose counters count readers inside, and a writer waits for it to empty.
 //!
 //! A reader that finds its shard's flag raised steps back, spins until the write is
 //! done, and after a while reads under the shard's mutex instead.
@@ -26,13 +28,20 @@ use parking_lot::Mutex;
 /// Spins a reader waits for a writer before it queues on its shard's mutex.
 const READER_SPINS: u32 = 1 << 10;
 
+/// The most shards: one counter each in a stripe's 128 bytes.
+pub(crate) const MAX_SHARDS: usize = 16;
+
+/// A thread's readers inside, per shard.
+type Counts = [AtomicUsize; MAX_SHARDS];
+
 /// Shards of `T` that many threads read at once and one thread per shard at a time
 /// changes. Writers of different shards work at once, and readers of a shard never
 /// wait for another shard's writer.
 #[derive(Debug)]
 pub(crate) struct ReadMostly<T> {
-    /// Per stripe: owned ones count enters and leaves, the shared one readers inside.
-    readers: Stripes<AtomicUsize>,
+    /// Per stripe and shard: owned ones count enters and leaves, the shared one readers
+    /// inside.
+    readers: Stripes<Counts>,
     shards: Box<[Shard<T>]>,
 }
 
@@ -62,7 +71,7 @@ impl<T> ReadMostly<T> {
                 value: UnsafeCell::new(v),
             })
             .collect();
-        assert!(!shards.is_empty(), "a ReadMostly has at least one shard");
+        assert!((1..=MAX_SHARDS).contains(&shards.len()), "a ReadMostly has 1 to {MAX_SHARDS} shards");
         ReadMostly { readers: Stripes::default(), shards }
     }
 
@@ -75,11 +84,12 @@ impl<T> ReadMostly<T> {
     #[inline]
     pub(crate) fn read<R>(&self, index: usize, f: impl FnOnce(&T) -> R) -> R {
         let shard = &self.shards[index];
-        let (mut count, mut owned) = self.readers.local();
+        let (counts, mut owned) = self.readers.local();
+        let mut count = &counts[index];
         if owned && count.load(Ordering::Relaxed) % 2 == 1 {
-            // A read inside a read of this lock (a key's `Eq` calling the function
+            // A read inside a read of this shard (a key's `Eq` calling the function
             // again): odd/even cannot count two, so count this one in the shared stripe.
-            (count, owned) = (self.readers.shared(), false);
+            (count, owned) = (&self.readers.shared()[index], false);
         }
         let mut waited = 0_u32;
         loop {
@@ -121,13 +131,14 @@ impl<T> ReadMostly<T> {
         let shard = &self.shards[index];
         let _writers = shard.writers.lock();
         let _raised = Raised::new(&shard.writing);
-        for count in self.readers.owned() {
+        for counts in self.readers.owned() {
+            let count = &counts[index];
             let seen = count.load(Ordering::SeqCst);
             if seen % 2 == 1 {
                 wait_until(|| count.load(Ordering::SeqCst) != seen);
             }
         }
-        let shared = self.readers.shared();
+        let shared = &self.readers.shared()[index];
         wait_until(|| shared.load(Ordering::SeqCst) == 0);
         // SAFETY: we hold the shard's `writers`, so no other writer and no locked
         // reader is inside it; the flag is raised and every reader inside after that
