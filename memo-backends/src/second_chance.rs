@@ -3,42 +3,50 @@
 //! hot entry writes nothing at all, and reads can share the map (see `ReadMostly`).
 //!
 //! Entries sit in the hash table's own buckets, so a hit reads one bucket, as a bare
-//! hash map does. The referenced bits live beside the table, one byte per bucket, so
-//! that the hand clearing them does not take the entries' lines from the readers'
-//! caches. When the map is full, a hand sweeps the buckets: an entry read since the
-//! hand last passed loses its bit and stays, the first one not read goes.
-//!
-//! The bits are hints: when the table rehashes, entries move to other buckets and
-//! their bits stay behind. That costs a little recency information once, never
-//! correctness.
+//! hash map does, and the referenced bit is the top bit of the entry's expiry time, so
+//! it costs neither a byte nor another cache line. When the map is full, a hand sweeps
+//! the buckets in order: an entry read since the hand last passed loses its bit and
+//! stays, the first one not read goes.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hashbrown::HashTable;
 
 use crate::lru::Found;
 
+/// The referenced bit, in an entry's `expiry`.
+const REFERENCED: u64 = 1 << 63;
+/// The expiry time of an entry that never expires (all bits but `REFERENCED`).
+const NEVER: u64 = !REFERENCED;
+
 #[derive(Debug)]
 struct Entry<K, V> {
     key: K,
     value: V,
-    /// `now_ms()` past which the entry is expired; `u64::MAX` for never.
-    expires_at: u64,
+    /// `now_ms()` past which the entry is expired (`NEVER` for never), and in the top
+    /// bit whether it was read since the hand last passed. Readers only ever set that
+    /// bit, to the same value, under the shared lock; the rest changes under the
+    /// exclusive one.
+    expiry: AtomicU64,
+}
+
+impl<K, V> Entry<K, V> {
+    fn new(key: K, value: V, expires_at: u64) -> Self {
+        Entry { key, value, expiry: AtomicU64::new(expires_at.min(NEVER)) }
+    }
 }
 
 /// The CLOCK map.
 #[derive(Debug)]
 pub(crate) struct SecondChance<K, V> {
     table: HashTable<Entry<K, V>>,
-    /// Per bucket of `table`: whether its entry was read since the hand last passed.
-    referenced: Box<[AtomicBool]>,
     /// The next bucket the hand looks at.
     hand: usize,
 }
 
 impl<K, V> SecondChance<K, V> {
     pub(crate) fn new() -> Self {
-        SecondChance { table: HashTable::new(), referenced: Box::new([]), hand: 0 }
+        SecondChance { table: HashTable::new(), hand: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -55,16 +63,14 @@ impl<K, V> SecondChance<K, V> {
         expired: impl Fn(u64) -> bool,
         eq: impl Fn(&K) -> bool,
     ) -> Found<'_, V> {
-        let Some(index) = self.table.find_bucket_index(hash, |e| eq(&e.key)) else { return Found::Absent };
-        let Some(entry) = self.table.get_bucket(index) else { return Found::Absent };
-        if expired(entry.expires_at) {
+        let Some(entry) = self.table.find(hash, |e| eq(&e.key)) else { return Found::Absent };
+        let expiry = entry.expiry.load(Relaxed);
+        if expired(expiry & NEVER) {
             return Found::Expired;
         }
-        // Written once per turn of the hand at most: a hot entry's bit stays shared.
-        if let Some(referenced) = self.referenced.get(index) {
-            if !referenced.load(Relaxed) {
-                referenced.store(true, Relaxed);
-            }
+        // Written once per turn of the hand at most: a hot entry's line stays shared.
+        if expiry & REFERENCED == 0 {
+            entry.expiry.store(expiry | REFERENCED, Relaxed);
         }
         Found::Live(&entry.value)
     }
@@ -72,7 +78,7 @@ impl<K, V> SecondChance<K, V> {
     /// Removes the entry for which `eq` holds if it expired by `now`; whether it did.
     pub(crate) fn remove_expired(&mut self, hash: u64, now: u64, eq: impl Fn(&K) -> bool) -> bool {
         match self.table.find_entry(hash, |e| eq(&e.key)) {
-            Ok(entry) if entry.get().expires_at <= now => {
+            Ok(entry) if entry.get().expiry.load(Relaxed) & NEVER <= now => {
                 entry.remove();
                 true
             }
@@ -94,8 +100,7 @@ impl<K, V> SecondChance<K, V> {
         K: Eq,
     {
         if let Some(entry) = self.table.find_mut(hash, |e| e.key == key) {
-            entry.value = value;
-            entry.expires_at = expires_at;
+            *entry = Entry::new(key, value, expires_at);
             return 0;
         }
         let cap = limit.unwrap_or(usize::MAX);
@@ -107,19 +112,7 @@ impl<K, V> SecondChance<K, V> {
                 evicted += 1;
             }
         }
-        let index = self
-            .table
-            .insert_unique(hash, Entry { key, value, expires_at }, |e| hash_of(&e.key))
-            .bucket_index();
-        if self.referenced.len() != self.table.num_buckets() {
-            // The table grew: start the new buckets' bits (and the hand) afresh.
-            self.referenced = (0..self.table.num_buckets()).map(|_| AtomicBool::new(false)).collect();
-            self.hand = 0;
-        }
-        // A new entry gets a full turn of the hand before it can go, not a free pass.
-        if let Some(referenced) = self.referenced.get_mut(index) {
-            *referenced.get_mut() = false;
-        }
+        self.table.insert_unique(hash, Entry::new(key, value, expires_at), |e| hash_of(&e.key));
         evicted
     }
 
@@ -133,14 +126,22 @@ impl<K, V> SecondChance<K, V> {
             }
             let index = self.hand;
             self.hand += 1;
-            if self.table.get_bucket(index).is_none() {
-                continue;
+            let Some(entry) = self.table.get_bucket_mut(index) else { continue };
+            let expiry = entry.expiry.get_mut();
+            if *expiry & REFERENCED == 0 {
+                return index;
             }
-            match self.referenced.get_mut(index).map(AtomicBool::get_mut) {
-                Some(referenced) if *referenced => *referenced = false,
-                _ => return index,
-            }
+            *expiry &= NEVER;
         }
+    }
+
+    /// Removes every entry, keeping the table's memory for the entries to come;
+    /// returns how many there were.
+    pub(crate) fn clear(&mut self) -> usize {
+        let n = self.len();
+        self.table.clear();
+        self.hand = 0;
+        n
     }
 
     /// Removes every entry whose key satisfies `doomed`; returns how many.
