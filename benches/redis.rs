@@ -9,9 +9,9 @@ mod support;
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use memo_alchemy::{json_cache, pickle_cache};
 use redis::Commands;
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,30 @@ fn json_profile(id: u64) -> Profile {
 #[pickle_cache(limit = -1, expire = 600)]
 fn pickle_profile(id: u64) -> Profile {
     compute(id)
+}
+
+#[json_cache(limit = -1, expire = -1)]
+fn cleared(id: u64) -> u64 {
+    id
+}
+
+/// Writes `n` entries into `cleared`'s namespace as the write script would (value and
+/// index member), straight into Redis.
+fn fill_cleared(raw: &mut redis::Connection, n: u64) {
+    cleared(0);
+    let server = support::server();
+    let entry = server.keys("memo:*::cleared:*:k:*").pop().expect("cleared(0) wrote an entry");
+    let index = server.keys("memo:*::cleared:*:i").pop().expect("cleared(0) wrote the index");
+    let prefix = entry.rsplit_once(":k:").expect("an entry key has :k:").0.to_owned();
+    let fill = redis::Script::new(
+        r"
+        for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+          local key = ARGV[3] .. ':k:' .. i
+          redis.call('SET', key, i)
+          redis.call('ZADD', KEYS[1], i, key)
+        end",
+    );
+    let () = fill.key(&index).arg(1).arg(n - 1).arg(&prefix).invoke(raw).expect("the fill script runs");
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1_000_000);
@@ -78,6 +102,23 @@ fn redis_group(c: &mut Criterion) {
                 .query(&mut raw)
                 .expect("SET");
             black_box(value)
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("redis");
+    group.sampling_mode(SamplingMode::Flat).sample_size(10).measurement_time(Duration::from_secs(5));
+    group.bench_function("clear 100k json #[cache]", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                fill_cleared(&mut raw, 100_000);
+                let start = Instant::now();
+                let removed = cleared::cache_clear().expect("Redis is up");
+                total += start.elapsed();
+                assert_eq!(removed, 100_000);
+            }
+            total
         })
     });
     group.finish();
