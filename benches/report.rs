@@ -138,7 +138,7 @@ fn main() {
     }
 
     let redis = medians("redis");
-    w("\n## 6. Redis (`benches/redis.rs`, a loopback redis-server)\n\n".into());
+    w("\n## 6 and 7 (Redis). Redis (`benches/redis.rs`, a loopback redis-server)\n\n".into());
     if redis.is_empty() {
         w("Not run: `scripts/bench` runs it when `redis-server` is installed.\n".into());
     } else {
@@ -147,7 +147,6 @@ fn main() {
             w(format!("| {id} | {:.1} |\n", ns / 1000.0));
         }
     }
-    w("\nTODO: the Redis half of group 7 (`cache_clear` of 100,000 entries in Redis).\n".into());
 
     // The targets, from the numbers above.
     let get = |group: &str, id: &str| {
