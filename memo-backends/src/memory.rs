@@ -252,3 +252,65 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn limits_split_exactly_over_shards() {
+        for limit in [65, 511, 512, 1000, 10_000, 1_000_003] {
+            let n = shard_count(Some(limit));
+            assert!((1..=MAX_SHARDS).contains(&n) && n.is_power_of_two());
+            assert_eq!((0..n).map(|i| share(Some(limit), n, i).unwrap_or(0)).sum::<usize>(), limit);
+        }
+        assert_eq!(shard_count(None), MAX_SHARDS);
+    }
+
+    /// Readers, writers and clears at once on a sharded CLOCK store: every value read
+    /// belongs to its key, and no shard outgrows its share.
+    #[test]
+    fn concurrent_reads_writes_and_clears_stay_consistent() {
+        let (limit, n) = (Some(600), 4);
+        let lock = ReadMostly::new((0..n).map(|i| Counted::new(SecondChance::new(), share(limit, n, i))));
+        let hasher = foldhash::fast::FixedState::with_seed(3);
+        std::thread::scope(|s| {
+            for t in 0..4_u64 {
+                let (lock, hasher) = (&lock, &hasher);
+                s.spawn(move || {
+                    let mut x = t + 1;
+                    for i in 0..40_000_u64 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let key = x % 2_000;
+                        let hash = hasher.hash_one(key);
+                        let shard = shard_of(hash, n);
+                        let found = lock.read(shard, |c| match c.map.get(hash, |_| false, |k| *k == key) {
+                            Found::Live(v) => Some(*v),
+                            _ => None,
+                        });
+                        match found {
+                            Some(v) => assert_eq!(v, key * 3, "a value read belongs to its key"),
+                            None => lock.write(shard, |c| {
+                                let limit = c.limit;
+                                c.evictions +=
+                                    c.map.insert(hash, key, key * 3, u64::MAX, limit, |k| hasher.hash_one(k));
+                            }),
+                        }
+                        if t == 0 && i % 5_000 == 0 {
+                            for shard in 0..n {
+                                lock.write(shard, |c| c.map.clear());
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        for i in 0..n {
+            lock.read(i, |c| assert!(c.map.len() <= c.limit.unwrap_or(usize::MAX)));
+        }
+    }
+}
