@@ -16,16 +16,35 @@ use parking_lot::{Condvar, Mutex};
 /// One in-flight computation in the table: its key's hash, the key, the flight.
 type Entry<K, V> = (u64, K, Arc<Flight<V>>);
 
-/// The in-flight computations of one function, by key.
+/// Tables of in-flight computations per function: misses of different keys rarely
+/// meet on one lock.
+const SHARDS: usize = 16;
+
+/// The in-flight computations of one function, by key, in [`SHARDS`] tables.
 #[derive(Debug)]
 pub struct Flights<K, V> {
-    table: Mutex<HashTable<Entry<K, V>>>,
+    tables: [CachePadded<Mutex<HashTable<Entry<K, V>>>>; SHARDS],
     hasher: foldhash::fast::RandomState,
 }
 
+/// A lock on cache lines of its own, so that two shards' locks never share a line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CachePadded<T>(T);
+
 impl<K, V> Default for Flights<K, V> {
     fn default() -> Self {
-        Flights { table: Mutex::new(HashTable::new()), hasher: Default::default() }
+        Flights {
+            tables: std::array::from_fn(|_| CachePadded(Mutex::new(HashTable::new()))),
+            hasher: Default::default(),
+        }
+    }
+}
+
+impl<K, V> Flights<K, V> {
+    fn table(&self, hash: u64) -> &Mutex<HashTable<Entry<K, V>>> {
+        // The top bits: the tables' own probing uses the low ones.
+        &self.tables[(hash >> 60) as usize % SHARDS].0
     }
 }
 
@@ -58,7 +77,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
     /// Joins the flight for `key` started in `generation`, or starts one.
     pub fn join(&self, key: &K, generation: u64) -> Role<'_, K, V> {
         let hash = self.hasher.hash_one(key);
-        let mut table = self.table.lock();
+        let mut table = self.table(hash).lock();
         let fresh = || {
             Arc::new(Flight {
                 generation,
@@ -87,7 +106,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
 impl<K, V> Flights<K, V> {
     /// Forgets `flight`, unless a newer flight for its key replaced it.
     fn remove(&self, hash: u64, flight: &Arc<Flight<V>>) {
-        let mut table = self.table.lock();
+        let mut table = self.table(hash).lock();
         if let Ok(entry) = table.find_entry(hash, |(_, _, f)| Arc::ptr_eq(f, flight)) {
             entry.remove();
         }
