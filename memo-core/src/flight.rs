@@ -16,6 +16,9 @@ use parking_lot::{Condvar, Mutex};
 /// One in-flight computation in the table: its key's hash, the key, the flight.
 type Entry<K, V> = (u64, K, Arc<Flight<V>>);
 
+/// One shard's table.
+type Table<K, V> = Mutex<HashTable<Entry<K, V>>>;
+
 /// Tables of in-flight computations per function: misses of different keys rarely
 /// meet on one lock.
 const SHARDS: usize = 16;
@@ -23,7 +26,7 @@ const SHARDS: usize = 16;
 /// The in-flight computations of one function, by key, in [`SHARDS`] tables.
 #[derive(Debug)]
 pub struct Flights<K, V> {
-    tables: [CachePadded<Mutex<HashTable<Entry<K, V>>>>; SHARDS],
+    tables: [CachePadded<Table<K, V>>; SHARDS],
     hasher: foldhash::fast::RandomState,
 }
 
@@ -42,7 +45,7 @@ impl<K, V> Default for Flights<K, V> {
 }
 
 impl<K, V> Flights<K, V> {
-    fn table(&self, hash: u64) -> &Mutex<HashTable<Entry<K, V>>> {
+    fn table(&self, hash: u64) -> &Table<K, V> {
         // The top bits: the tables' own probing uses the low ones.
         &self.tables[(hash >> 60) as usize % SHARDS].0
     }
