@@ -23,7 +23,7 @@ type Table<K, V> = Mutex<HashTable<Entry<K, V>>>;
 /// meet on one lock.
 const SHARDS: usize = 16;
 
-/// The in-flight computations of one function, by key, in [`SHARDS`] tables.
+/// The in-flight computations of one function, by key, in 16 tables.
 #[derive(Debug)]
 pub struct Flights<K, V> {
     tables: [CachePadded<Table<K, V>>; SHARDS],
