@@ -42,25 +42,6 @@ fn cleared(id: u64) -> u64 {
     id
 }
 
-/// Writes `n` entries into `cleared`'s namespace as the write script would (value and
-/// index member), straight into Redis.
-fn fill_cleared(raw: &mut redis::Connection, n: u64) {
-    cleared(0);
-    let server = support::server();
-    let entry = server.keys("memo:*::cleared:*:k:*").pop().expect("cleared(0) wrote an entry");
-    let index = server.keys("memo:*::cleared:*:i").pop().expect("cleared(0) wrote the index");
-    let prefix = entry.rsplit_once(":k:").expect("an entry key has :k:").0.to_owned();
-    let fill = redis::Script::new(
-        r"
-        for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
-          local key = ARGV[3] .. ':k:' .. i
-          redis.call('SET', key, i)
-          redis.call('ZADD', KEYS[1], i, key)
-        end",
-    );
-    let () = fill.key(&index).arg(1).arg(n - 1).arg(&prefix).invoke(raw).expect("the fill script runs");
-}
-
 static NEXT: AtomicU64 = AtomicU64::new(1_000_000);
 
 fn redis_group(c: &mut Criterion) {
@@ -112,7 +93,8 @@ fn redis_group(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                fill_cleared(&mut raw, 100_000);
+                cleared(0);
+                server.fill("cleared", 100_000);
                 let start = Instant::now();
                 let removed = cleared::cache_clear().expect("Redis is up");
                 total += start.elapsed();

@@ -22,23 +22,8 @@ const ENTRIES: u64 = 1_000_000;
 fn a_million_entries_clear_without_a_stall() {
     server();
     big(0);
-    let entry = server().keys("memo:*:redis_big_clear::big:*:k:*").remove(0);
-    let index = server().keys("memo:*:redis_big_clear::big:*:i").remove(0);
-    let prefix = entry.rsplit_once(":k:").unwrap().0.to_owned();
-    // Fill in chunks, as the write script would have: value, index member.
-    let fill = redis::Script::new(
-        r"
-        for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
-          local key = ARGV[3] .. ':k:' .. i
-          redis.call('SET', key, i)
-          redis.call('ZADD', KEYS[1], i, key)
-        end",
-    );
+    let index = server().fill("big", ENTRIES);
     let mut raw = server().raw();
-    for start in (1..ENTRIES).step_by(100_000) {
-        let end = (start + 99_999).min(ENTRIES - 1);
-        let () = fill.key(&index).arg(start).arg(end).arg(&prefix).invoke(&mut raw).unwrap();
-    }
     assert_eq!(raw.zcard::<_, u64>(&index).unwrap(), ENTRIES);
 
     let done = AtomicBool::new(false);

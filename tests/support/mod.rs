@@ -132,6 +132,33 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Writes `n - 1` more entries into the namespace of the function whose path ends
+    /// in `::{function}` (it must have stored one already), as the write script would:
+    /// value and index member, 100,000 per script call. Returns the index key.
+    pub fn fill(&self, function: &str, n: u64) -> String {
+        let entry =
+            self.keys(&format!("memo:*::{function}:*:k:*")).pop().expect("the function stored an entry");
+        let index = self.keys(&format!("memo:*::{function}:*:i")).pop().expect("the function has an index");
+        let prefix = entry.rsplit_once(":k:").expect("an entry key has :k:").0.to_owned();
+        let script = redis::Script::new(
+            r"
+            for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+              local key = ARGV[3] .. ':k:' .. i
+              redis.call('SET', key, i)
+              redis.call('ZADD', KEYS[1], i, key)
+            end",
+        );
+        let mut raw = self.raw();
+        for start in (1..n).step_by(100_000) {
+            let end = (start + 99_999).min(n - 1);
+            let () =
+                script.key(&index).arg(start).arg(end).arg(&prefix).invoke(&mut raw).expect("the fill runs");
+        }
+        index
+    }
+}
+
 /// Runs this test binary again as a child process, running only `test` (with
 /// `MEMO_TEST_CHILD=1` and the server's port), and returns the child.
 pub fn run_child(test: &str, extra_env: &[(&str, String)]) -> std::process::Child {
