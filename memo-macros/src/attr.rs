@@ -63,6 +63,23 @@ pub(crate) struct Attr {
 }
 
 impl Attr {
+    /// `strict = true`.
+    pub(crate) fn strict(&self) -> bool {
+        self.strict.value.unwrap_or(false)
+    }
+
+    /// Whether the backend needs `Serialize` keys: strict keys, a Redis store, or
+    /// invalidation shared between processes.
+    pub(crate) fn keys_serialized(&self) -> bool {
+        self.strict()
+            || matches!(self.backend.value, Some(Backend::Named("json" | "pickle" | "distributed_memory")))
+    }
+
+    /// Whether values travel through Redis and need `Serialize + DeserializeOwned`.
+    pub(crate) fn values_serialized(&self) -> bool {
+        matches!(self.backend.value, Some(Backend::Named("json" | "pickle")))
+    }
+
     /// Parses `args`; `preset` is the backend an alias such as `#[json_cache]` fixes.
     pub(crate) fn parse(cx: &mut Ctxt, args: TokenStream, preset: Option<&'static str>) -> Attr {
         let mut attr = Attr {

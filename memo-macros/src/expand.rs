@@ -140,7 +140,7 @@ impl Generated {
             Some(Backend::Custom(p)) => p.to_token_stream().to_string().replace(' ', ""),
             None => "memory".to_owned(),
         };
-        let strict = attr.strict.value.unwrap_or(false);
+        let strict = attr.strict();
         let is_async = self.is_async;
         let arg_names = parts.iter().map(|p| &p.name);
         let arg_types = parts.iter().map(|p| p.borrowed.to_token_stream().to_string());
@@ -182,12 +182,10 @@ impl Generated {
 
     /// The typed handle accessor, with the bound checks spanned on the user's types.
     fn accessor(&self, attr: &Attr, func: &Func, parts: &[KeyPart]) -> TokenStream {
-        let strict = attr.strict.value.unwrap_or(false);
-        let serialized = matches!(attr.backend.value, Some(Backend::Named("json" | "pickle")));
-        let shared_keys = matches!(attr.backend.value, Some(Backend::Named("distributed_memory")));
+        let strict = attr.strict();
         let checks = parts.iter().map(|p| {
             let b = &p.borrowed;
-            if strict || serialized || shared_keys {
+            if attr.keys_serialized() {
                 quote_spanned!(p.span=> ::memo_alchemy::__private::assert_strict_key::<#b>();)
             } else {
                 quote_spanned!(p.span=> ::memo_alchemy::__private::assert_key::<#b>();)
@@ -201,7 +199,7 @@ impl Generated {
         } else {
             quote_spanned!(span=> ::memo_alchemy::__private::Plain)
         };
-        let assert_value = if serialized {
+        let assert_value = if attr.values_serialized() {
             quote_spanned!(span=> ::memo_alchemy::__private::assert_serialized_value)
         } else {
             quote_spanned!(span=> ::memo_alchemy::__private::assert_value)
@@ -324,7 +322,7 @@ impl Generated {
                 }
             }
         };
-        let clear_by_item = attr.strict.value.filter(|s| *s).map(|_| {
+        let clear_by_item = attr.strict().then(|| {
             let finish = if self.is_async { "clear_async().await" } else { "clear()" };
             let doc = format!("Selects entries by argument: `.arg(\"name\", &value)...{finish}`.");
             quote! {
@@ -357,7 +355,7 @@ impl Generated {
         } else {
             (quote!(pub fn cache_clear()), quote!(super::#function_fn().clear()))
         };
-        let builder = attr.strict.value.filter(|s| *s).map(|_| self.builder(func, parts));
+        let builder = attr.strict().then(|| self.builder(func, parts));
         let builder_fn = builder.as_ref().map(|_| {
             let ty = format_ident!("__memo_{raw}_ClearBy");
             let fields = parts.iter().filter(|p| p.name != "self").map(|p| format_ident!("{}", p.name));

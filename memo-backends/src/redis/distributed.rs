@@ -95,8 +95,14 @@ impl<K, V> DistributedMemory<K, V> {
         self.redis.error("distributed_memory", self.local.function.path(), message)
     }
 
-    fn segments(&self, resolved: &[(usize, &[u8])]) -> Vec<String> {
-        selected(self.local.function, resolved)
+    /// Tells the other processes, from an `async` caller (all entries, or those with
+    /// `segments`).
+    async fn publish_async(&self, segments: Option<&[String]>) -> Result<(), Error> {
+        let (channel, message) = (self.bus.channel().to_owned(), self.bus.message(self.ns.base(), segments));
+        self.redis
+            .run_async(move |mut io| async move { super::ops::publish(&mut io, &channel, &message).await })
+            .await
+            .map_err(|m| self.fail(m))
     }
 }
 
@@ -157,7 +163,7 @@ where
 
     fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error> {
         let removed = self.local.invalidate_resolved(resolved);
-        let segments = self.segments(resolved);
+        let segments = selected(self.local.function, resolved);
         publish(self.redis, self.bus, self.ns.base(), Some(&segments)).map_err(|m| self.fail(m))?;
         Ok(removed)
     }
@@ -168,23 +174,13 @@ where
 
     async fn clear_async(&self) -> Result<usize, Error> {
         let removed = self.local.invalidate();
-        let (channel, message) = (self.bus.channel().to_owned(), self.bus.message(self.ns.base(), None));
-        self.redis
-            .run_async(move |mut io| async move { super::ops::publish(&mut io, &channel, &message).await })
-            .await
-            .map_err(|m| self.fail(m))?;
+        self.publish_async(None).await?;
         Ok(removed)
     }
 
     async fn clear_by_async<'a>(&'a self, resolved: &'a [(usize, &'a [u8])]) -> Result<usize, Error> {
         let removed = self.local.invalidate_resolved(resolved);
-        let segments = self.segments(resolved);
-        let (channel, message) =
-            (self.bus.channel().to_owned(), self.bus.message(self.ns.base(), Some(&segments)));
-        self.redis
-            .run_async(move |mut io| async move { super::ops::publish(&mut io, &channel, &message).await })
-            .await
-            .map_err(|m| self.fail(m))?;
+        self.publish_async(Some(&selected(self.local.function, resolved))).await?;
         Ok(removed)
     }
 }
