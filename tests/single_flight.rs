@@ -76,3 +76,44 @@ async fn eight_tasks_one_computation() {
     }
     assert_eq!(ASYNC_RUNS.load(SeqCst), 1);
 }
+
+static FAILING_RUNS: AtomicUsize = AtomicUsize::new(0);
+static FAILING_INSIDE: AtomicUsize = AtomicUsize::new(0);
+static FAILING_MOST_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
+
+/// Fails after 200 ms, recording how many runs overlap.
+#[cache]
+fn failing(a: u32) -> Result<u32, String> {
+    FAILING_RUNS.fetch_add(1, SeqCst);
+    let inside = FAILING_INSIDE.fetch_add(1, SeqCst) + 1;
+    FAILING_MOST_AT_ONCE.fetch_max(inside, SeqCst);
+    thread::sleep(Duration::from_millis(200));
+    FAILING_INSIDE.fetch_sub(1, SeqCst);
+    Err(format!("no value for {a}"))
+}
+
+/// Regression: the waiters of a leader whose body returned `Err` used to re-elect a
+/// leader one at a time, so 8 callers ran the body 8 times in sequence (1.6 s).
+#[test]
+fn waiters_on_a_failing_leader_do_not_run_one_after_another() {
+    let barrier = Barrier::new(8);
+    let results: Vec<Result<u32, String>> = thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    failing(3)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(results.iter().all(|r| *r == Err("no value for 3".to_owned())), "{results:?}");
+    assert_eq!(failing::cache_stats().len, Some(0), "an Err is never stored");
+    let runs = FAILING_RUNS.load(SeqCst);
+    assert!((2..=8).contains(&runs), "the leader, then the waiters: {runs} runs");
+    assert!(
+        FAILING_MOST_AT_ONCE.load(SeqCst) >= 2,
+        "after the leader failed, the waiters computed side by side"
+    );
+}

@@ -1,8 +1,10 @@
 //! Single-flight: concurrent misses on one key run the body once. The first caller
 //! leads and computes; the others wait for its value, blocking or as a future.
 //!
-//! A leader that panics, returns an error or is dropped (a cancelled future)
-//! abandons its flight: the waiters wake and one of them leads the next attempt.
+//! A leader whose body returns an error [fails](Leader::fail) its flight: the waiters
+//! wake and each computes for itself, side by side, so that callers of a failing body
+//! never queue behind one another. A leader that panics or is dropped (a cancelled
+//! future) abandons its flight: the waiters wake and one of them leads the next attempt.
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
@@ -64,7 +66,33 @@ pub struct Flight<V> {
 enum State<V> {
     Running(Vec<Waker>),
     Done(V),
+    /// The body returned an error: every waiter computes for itself.
+    Failed,
+    /// The leader panicked or was dropped: one waiter leads the next attempt.
     Abandoned,
+}
+
+/// How a flight ended, for a caller that waited on it.
+#[derive(Debug)]
+pub enum Outcome<V> {
+    /// The leader's value.
+    Value(V),
+    /// The leader's body failed: compute without waiting for anyone.
+    Failed,
+    /// The leader gave up: join again (one waiter will lead).
+    Abandoned,
+}
+
+impl<V: Clone> State<V> {
+    /// The outcome of a finished flight, `None` while it runs.
+    fn outcome(&self) -> Option<Outcome<V>> {
+        match self {
+            State::Running(_) => None,
+            State::Done(v) => Some(Outcome::Value(v.clone())),
+            State::Failed => Some(Outcome::Failed),
+            State::Abandoned => Some(Outcome::Abandoned),
+        }
+    }
 }
 
 /// What a caller is to do about a missed key.
@@ -121,14 +149,13 @@ impl<V: Clone> Flight<V> {
         matches!(*self.state.lock(), State::Running(_))
     }
 
-    /// Blocks until the leader finishes: its value, or `None` if it gave up.
-    pub fn wait(&self) -> Option<V> {
+    /// Blocks until the leader finishes.
+    pub fn wait(&self) -> Outcome<V> {
         let mut state = self.state.lock();
         loop {
-            match &*state {
-                State::Running(_) => self.done.wait(&mut state),
-                State::Done(v) => return Some(v.clone()),
-                State::Abandoned => return None,
+            match state.outcome() {
+                Some(outcome) => return outcome,
+                None => self.done.wait(&mut state),
             }
         }
     }
@@ -157,25 +184,22 @@ pub struct WaitFuture<V> {
 }
 
 impl<V: Clone> Future for WaitFuture<V> {
-    type Output = Option<V>;
+    type Output = Outcome<V>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<V>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<V>> {
         let mut state = self.flight.state.lock();
-        match &mut *state {
-            State::Running(wakers) => {
-                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    wakers.push(cx.waker().clone());
-                }
-                Poll::Pending
+        if let State::Running(wakers) = &mut *state {
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
             }
-            State::Done(v) => Poll::Ready(Some(v.clone())),
-            State::Abandoned => Poll::Ready(None),
+            return Poll::Pending;
         }
+        Poll::Ready(state.outcome().expect("a flight that is not running has an outcome"))
     }
 }
 
-/// The leader's side of a flight. Dropping it without [`publish`](Leader::publish)
-/// (a panic, an `Err`, a cancelled future) wakes the waiters to try again.
+/// The leader's side of a flight. Dropping it without [`publish`](Leader::publish) or
+/// [`fail`](Leader::fail) (a panic, a cancelled future) wakes the waiters to try again.
 #[derive(Debug)]
 pub struct Leader<'a, K, V> {
     flights: &'a Flights<K, V>,
@@ -194,6 +218,12 @@ impl<K, V> Leader<'_, K, V> {
     pub fn publish(mut self, value: V) {
         self.finished = true;
         self.flight.finish(State::Done(value));
+    }
+
+    /// Tells every waiter that the body failed: each computes for itself.
+    pub fn fail(mut self) {
+        self.finished = true;
+        self.flight.finish(State::Failed);
     }
 }
 

@@ -5,7 +5,7 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::backend::{Backend, Fill, Lookup, Policy};
-use crate::flight::{Flights, Role};
+use crate::flight::{Flights, Outcome, Role};
 use crate::key::{KeyRef, OwnedKey, Selector, StrictKeys};
 use crate::mode::Mode;
 use crate::stats::Counters;
@@ -129,11 +129,12 @@ where
         let leader = loop {
             match self.flights.join(&key, self.generation.load(Ordering::Acquire)) {
                 Role::Lead(leader) => break leader,
-                Role::Wait(flight) => {
-                    if let Some(v) = flight.wait() {
-                        return M::join(v);
-                    }
-                }
+                Role::Wait(flight) => match flight.wait() {
+                    Outcome::Value(v) => return M::join(v),
+                    // Side by side with the other waiters, rather than one after another.
+                    Outcome::Failed => return self.compute_alone::<R, M>(store, key, ticket, body),
+                    Outcome::Abandoned => {}
+                },
             }
         };
         // A leader that finished between our lookup and our join has stored its value.
@@ -149,13 +150,36 @@ where
         }
         let value = match M::split(body()) {
             Ok(value) => value,
-            Err(uncached) => return uncached,
+            Err(uncached) => {
+                leader.fail();
+                return uncached;
+            }
         };
         let fill = Fill::new(&self.generation, leader.generation(), ticket);
         if let Err(err) = store.put(key, value.clone(), fill) {
             self.report(&err);
         }
         leader.publish(value.clone());
+        M::join(value)
+    }
+
+    /// Runs the body without single-flight (its leader's body failed) and stores an
+    /// `Ok` value as a leader would.
+    fn compute_alone<R, M: Mode<R, Value = V>>(
+        &self,
+        store: &B,
+        key: K,
+        ticket: B::Ticket,
+        body: impl FnOnce() -> R,
+    ) -> R {
+        let started = self.generation.load(Ordering::Acquire);
+        let value = match M::split(body()) {
+            Ok(value) => value,
+            Err(uncached) => return uncached,
+        };
+        if let Err(err) = store.put(key, value.clone(), Fill::new(&self.generation, started, ticket)) {
+            self.report(&err);
+        }
         M::join(value)
     }
 
@@ -172,11 +196,22 @@ where
         let leader = loop {
             match self.flights.join(&key, self.generation.load(Ordering::Acquire)) {
                 Role::Lead(leader) => break leader,
-                Role::Wait(flight) => {
-                    if let Some(v) = flight.wait_async().await {
-                        return M::join(v);
+                Role::Wait(flight) => match flight.wait_async().await {
+                    Outcome::Value(v) => return M::join(v),
+                    Outcome::Failed => {
+                        let started = self.generation.load(Ordering::Acquire);
+                        let value = match M::split(body.await) {
+                            Ok(value) => value,
+                            Err(uncached) => return uncached,
+                        };
+                        let fill = Fill::new(&self.generation, started, ticket);
+                        if let Err(err) = store.put_async(key, value.clone(), fill).await {
+                            self.report(&err);
+                        }
+                        return M::join(value);
                     }
-                }
+                    Outcome::Abandoned => {}
+                },
             }
         };
         if B::RECHECK_ON_LEAD {
@@ -191,7 +226,10 @@ where
         }
         let value = match M::split(body.await) {
             Ok(value) => value,
-            Err(uncached) => return uncached,
+            Err(uncached) => {
+                leader.fail();
+                return uncached;
+            }
         };
         let fill = Fill::new(&self.generation, leader.generation(), ticket);
         if let Err(err) = store.put_async(key, value.clone(), fill).await {

@@ -25,7 +25,7 @@ pub use config::{
     DEFAULT_KEY_PREFIX, DEFAULT_LIMIT, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL,
 };
 pub use error::Error;
-pub use flight::{Flight, Flights, Leader, Role, WaitFuture};
+pub use flight::{Flight, Flights, Leader, Outcome, Role, WaitFuture};
 pub use function::{CacheControl, CachedFunction, Decl};
 pub use graph::{flush_all, plan, registry, ColdClear, FunctionCacheDependency, Registration, Step, Sweep};
 pub use handle::{FunctionCache, Miss};
