@@ -107,6 +107,7 @@ impl Attr {
                 }
             };
             let name = key_name(key);
+            let value = ungroup(value);
             match name.as_str() {
                 LIMIT => {
                     if let Some(n) = policy(cx, LIMIT, value) {
@@ -264,11 +265,20 @@ fn valid_prefix(s: &str) -> bool {
     !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == ':')
 }
 
+/// The expression inside the invisible groups that `macro_rules!` wraps a
+/// metavariable in (`limit = $cap` with `$cap:literal` or `$cap:expr`).
+fn ungroup(mut expr: &Expr) -> &Expr {
+    while let Expr::Group(group) = expr {
+        expr = &group.expr;
+    }
+    expr
+}
+
 /// `limit` and `expire`: a whole number, `-1` for none, `0` for no caching.
 fn policy(cx: &mut Ctxt, name: &str, value: &Expr) -> Option<i64> {
     let parsed = match value {
         Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => int.base10_parse::<i64>().ok(),
-        Expr::Unary(ExprUnary { op: UnOp::Neg(_), expr, .. }) => match &**expr {
+        Expr::Unary(ExprUnary { op: UnOp::Neg(_), expr, .. }) => match ungroup(expr) {
             Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => int.base10_parse::<i64>().ok().map(|n| -n),
             _ => None,
         },
@@ -327,7 +337,7 @@ fn dependency(cx: &mut Ctxt, value: &Expr) -> Option<Vec<Path>> {
     };
     let mut paths = Vec::new();
     for elem in &array.elems {
-        match elem {
+        match ungroup(elem) {
             Expr::Path(p) if p.qself.is_none() && p.path.segments.iter().all(|s| s.arguments.is_none()) => {
                 if let Some(first) = p.path.segments.first().filter(|s| s.ident == "Self") {
                     cx.error(first, "name the type instead of `Self` in `dependency`");
