@@ -1,6 +1,7 @@
 //! The paths generated code uses. Not public API: it changes without notice.
 
 use std::hash::Hash;
+use std::marker::PhantomData;
 
 pub use inventory;
 pub use memo_backends::Memory;
@@ -11,6 +12,38 @@ pub use memo_core::{
     Registration, Selector, StrictKeys,
 };
 use serde::Serialize;
+
+/// Finds out, from the return type itself (so through type aliases such as
+/// `type Res<T> = Result<T, String>`), whether a return value is an `Err`, which is
+/// never cached: `(&&ReturnProbe::<R>::new()).__memo_discard()` resolves to
+/// [`ProbeResult`] when `R` is a `Result` and to [`ProbeAny`] otherwise.
+pub struct ReturnProbe<R>(PhantomData<fn() -> R>);
+
+impl<R> ReturnProbe<R> {
+    /// The probe of `R`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        ReturnProbe(PhantomData)
+    }
+}
+
+/// [`ReturnProbe`] of a `Result`: an `Err` is discarded.
+pub trait ProbeResult<T, E> {
+    /// `Result::is_err`.
+    fn __memo_discard(&self) -> fn(&Result<T, E>) -> bool {
+        Result::is_err
+    }
+}
+impl<T, E> ProbeResult<T, E> for &ReturnProbe<Result<T, E>> {}
+
+/// [`ReturnProbe`] of any other type: every value is kept.
+pub trait ProbeAny<R> {
+    /// Never discards.
+    fn __memo_discard(&self) -> fn(&R) -> bool {
+        |_| false
+    }
+}
+impl<R> ProbeAny<R> for ReturnProbe<R> {}
 
 /// Fails to compile, on the argument's type, when it cannot be part of a key.
 pub fn assert_key<T: ?Sized + ToOwned>()

@@ -91,6 +91,46 @@ fn result_caches_ok_only() {
     assert_eq!(parse::cache_stats().len, Some(1));
 }
 
+type Res<T> = Result<T, String>;
+
+static ALIAS_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache]
+fn parse_aliased(text: &str) -> Res<i32> {
+    ALIAS_RUNS.fetch_add(1, SeqCst);
+    text.parse().map_err(|e| format!("{e}"))
+}
+
+static ALIAS_ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache]
+async fn parse_aliased_async(text: &str) -> Res<i32> {
+    ALIAS_ASYNC_RUNS.fetch_add(1, SeqCst);
+    text.parse().map_err(|e| format!("{e}"))
+}
+
+/// Regression: a `Result` behind a type alias was taken for a plain value, and its
+/// `Err` was stored and served.
+#[test]
+fn result_behind_a_type_alias_caches_ok_only() {
+    assert!(parse_aliased("x").is_err());
+    assert!(parse_aliased("x").is_err());
+    assert_eq!(ALIAS_RUNS.load(SeqCst), 2, "an Err is never stored");
+    assert_eq!(parse_aliased("4"), Ok(4));
+    assert_eq!(parse_aliased("4"), Ok(4));
+    assert_eq!(ALIAS_RUNS.load(SeqCst), 3);
+    assert_eq!(parse_aliased::cache_stats().len, Some(1));
+
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        assert!(parse_aliased_async("x").await.is_err());
+        assert!(parse_aliased_async("x").await.is_err());
+        assert_eq!(parse_aliased_async("5").await, Ok(5));
+        assert_eq!(parse_aliased_async("5").await, Ok(5));
+    });
+    assert_eq!(ALIAS_ASYNC_RUNS.load(SeqCst), 3);
+}
+
 static OFF_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[cache(limit = 0)]

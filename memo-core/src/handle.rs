@@ -121,8 +121,14 @@ where
     }
 
     /// Computes a missed value once for all concurrent callers, stores it, returns it.
+    /// A return value for which `discard` holds (an `Err`) is returned and not stored.
     #[doc(hidden)]
-    pub fn compute<R, M: Mode<R, Value = V>>(&self, miss: Miss<K, B::Ticket>, body: impl FnOnce() -> R) -> R {
+    pub fn compute<R, M: Mode<R, Value = V>>(
+        &self,
+        miss: Miss<K, B::Ticket>,
+        discard: fn(&R) -> bool,
+        body: impl FnOnce() -> R,
+    ) -> R {
         let (Some(store), Some((key, mut ticket))) = (&self.store, miss.fill) else {
             return body();
         };
@@ -132,7 +138,7 @@ where
                 Role::Wait(flight) => match flight.wait() {
                     Outcome::Value(v) => return M::join(v),
                     // Side by side with the other waiters, rather than one after another.
-                    Outcome::Failed => return self.compute_alone::<R, M>(store, key, ticket, body),
+                    Outcome::Failed => return self.compute_alone::<R, M>(store, key, ticket, discard, body),
                     Outcome::Abandoned => {}
                 },
             }
@@ -148,7 +154,7 @@ where
                 Err(err) => self.report(&err),
             }
         }
-        let value = match M::split(body()) {
+        let value = match split::<R, M>(body(), discard) {
             Ok(value) => value,
             Err(uncached) => {
                 leader.fail();
@@ -170,10 +176,11 @@ where
         store: &B,
         key: K,
         ticket: B::Ticket,
+        discard: fn(&R) -> bool,
         body: impl FnOnce() -> R,
     ) -> R {
         let started = self.generation.load(Ordering::Acquire);
-        let value = match M::split(body()) {
+        let value = match split::<R, M>(body(), discard) {
             Ok(value) => value,
             Err(uncached) => return uncached,
         };
@@ -188,6 +195,7 @@ where
     pub async fn compute_async<R, M: Mode<R, Value = V>>(
         &self,
         miss: Miss<K, B::Ticket>,
+        discard: fn(&R) -> bool,
         body: impl Future<Output = R>,
     ) -> R {
         let (Some(store), Some((key, mut ticket))) = (&self.store, miss.fill) else {
@@ -200,7 +208,7 @@ where
                     Outcome::Value(v) => return M::join(v),
                     Outcome::Failed => {
                         let started = self.generation.load(Ordering::Acquire);
-                        let value = match M::split(body.await) {
+                        let value = match split::<R, M>(body.await, discard) {
                             Ok(value) => value,
                             Err(uncached) => return uncached,
                         };
@@ -224,7 +232,7 @@ where
                 Err(err) => self.report(&err),
             }
         }
-        let value = match M::split(body.await) {
+        let value = match split::<R, M>(body.await, discard) {
             Ok(value) => value,
             Err(uncached) => {
                 leader.fail();
@@ -260,6 +268,15 @@ where
     /// Starts a clear: no fill that began before this point may store afterwards.
     fn begin_clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The value to cache, or the return value to hand back uncached.
+fn split<R, M: Mode<R>>(ret: R, discard: fn(&R) -> bool) -> Result<M::Value, R> {
+    if discard(&ret) {
+        Err(ret)
+    } else {
+        M::split(ret)
     }
 }
 

@@ -259,8 +259,21 @@ impl Generated {
         let item = &func.item;
         let (attrs, vis, sig, block) = (&item.attrs, &item.vis, &item.sig, &item.block);
         let (handle_fn, mode, output) = (&self.handle_fn, &self.mode, &self.output);
-        let (cache, miss, value, ret) =
-            (local("__memo_cache"), local("__memo_miss"), local("__memo_value"), local("__memo_return"));
+        let (cache, miss, value, ret, discard) = (
+            local("__memo_cache"),
+            local("__memo_miss"),
+            local("__memo_value"),
+            local("__memo_return"),
+            local("__memo_discard"),
+        );
+        // Whether a return value is an `Err`, decided by the type (aliases included).
+        let probe = quote! {
+            let #discard = {
+                #[allow(unused_imports)]
+                use ::memo_alchemy::__private::{ProbeAny as _, ProbeResult as _};
+                (&&::memo_alchemy::__private::ReturnProbe::<#output>::new()).__memo_discard()
+            };
+        };
         let borrows = parts.iter().map(|p| &p.borrow);
         let key = quote!((#(#borrows,)*));
         let hit = quote! {
@@ -273,8 +286,9 @@ impl Generated {
             quote! {
                 let #cache = #handle_fn();
                 let #miss = match #cache.lookup_async(&#key).await { #hit };
+                #probe
                 #cache
-                    .compute_async::<#output, #mode>(#miss, async move {
+                    .compute_async::<#output, #mode>(#miss, #discard, async move {
                         #[allow(unreachable_code, clippy::diverging_sub_expression)]
                         let #ret: #output = #block;
                         #[allow(unreachable_code)]
@@ -286,7 +300,8 @@ impl Generated {
             quote! {
                 let #cache = #handle_fn();
                 let #miss = match #cache.lookup(&#key) { #hit };
-                #cache.compute::<#output, #mode>(#miss, move || -> #output #block)
+                #probe
+                #cache.compute::<#output, #mode>(#miss, #discard, move || -> #output #block)
             }
         };
         quote! {

@@ -14,7 +14,10 @@ pub(crate) struct Func {
     pub(crate) receiver: Option<Receiver>,
     pub(crate) args: Vec<Arg>,
     pub(crate) output: Type,
-    /// The return type's last segment is `Result`: only `Ok` values are cached.
+    /// The return type is written as a `Result` (`Result<T, E>`, `io::Result<T>`): the
+    /// cache stores `T` alone. Any other return type is stored whole, and the generated
+    /// code still finds out from the type itself whether it is a `Result` behind an
+    /// alias (`type Res<T> = Result<T, E>`), whose `Err` is then never stored.
     pub(crate) fallible: bool,
     /// An associated function: it has a receiver or mentions `Self`.
     pub(crate) associated: bool,
