@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use memo_alchemy::cache;
+use memo_alchemy::{cache, cache_impl};
 
 static SLOW_CALLS: AtomicUsize = AtomicUsize::new(0);
 
@@ -23,6 +23,7 @@ struct Warehouse {
     city: String,
 }
 
+#[cache_impl]
 impl Warehouse {
     /// `is_method = true`: every warehouse shares the entries (the receiver is not in
     /// the key); leave it out to key by the receiver too.

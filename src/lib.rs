@@ -26,11 +26,11 @@
 pub mod __private;
 
 pub use memo_core::{
-    flush_all, registry, Backend, CacheControl, CacheStats, CachedFunction, ClearBy, Config, ConfigBuilder,
-    Error, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Lookup, Policy, RedisUrl, Selector,
-    StoreStats, StrictKeys,
+    flush_all, registry, Backend, CacheControl, CacheStats, CachedFunction, Config, ConfigBuilder, Error,
+    Fill, FunctionCache, FunctionCacheDependency, KeyRef, Lookup, Policy, RedisUrl, Selector, StoreStats,
+    StrictKeys,
 };
-pub use memo_macros::{cache, distributed_memory_cache, json_cache, memory_cache, pickle_cache};
+pub use memo_macros::{cache, cache_impl, distributed_memory_cache, json_cache, memory_cache, pickle_cache};
 
 /// The stores that ship with memo-alchemy.
 pub mod backends {

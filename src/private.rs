@@ -8,15 +8,27 @@ pub use memo_backends::Memory;
 #[cfg(feature = "redis")]
 pub use memo_backends::{DistributedMemory, Json, Pickle};
 pub use memo_core::{
-    CacheStats, CachedFunction, ClearBy, Decl, Error, Fallible, FunctionCache, Lookup, Mode, Plain,
-    Registration, Selector, StrictKeys,
+    CacheStats, CachedFunction, Decl, Error, Fallible, FunctionCache, Lookup, Mode, Plain, Registration,
+    Selector, StrictKeys,
 };
 use serde::Serialize;
+
+/// The owner of an associated function's handle: its `Self`, lifetimes erased, so
+/// that each concrete type of a generic `impl` has entries of its own.
+pub fn owner<T: ?Sized>() -> std::any::TypeId {
+    typeid::of::<T>()
+}
+
+/// The owner of a free function's handle.
+pub fn free_owner() -> std::any::TypeId {
+    std::any::TypeId::of::<()>()
+}
 
 /// Finds out, from the return type itself (so through type aliases such as
 /// `type Res<T> = Result<T, String>`), whether a return value is an `Err`, which is
 /// never cached: `(&&ReturnProbe::<R>::new()).__memo_discard()` resolves to
 /// [`ProbeResult`] when `R` is a `Result` and to [`ProbeAny`] otherwise.
+#[derive(Debug)]
 pub struct ReturnProbe<R>(PhantomData<fn() -> R>);
 
 impl<R> ReturnProbe<R> {

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use memo_alchemy::cache;
+use memo_alchemy::{cache, cache_impl};
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -42,6 +42,7 @@ struct Client {
     base: String,
 }
 
+#[cache_impl]
 impl Client {
     #[cache(is_method = true)]
     async fn get(&self, path: &str) -> String {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use memo_alchemy::{cache, registry, FunctionCacheDependency};
+use memo_alchemy::{cache, cache_impl, registry, FunctionCacheDependency};
 
 // cache_alchemy's test_function_dependency: one level.
 
@@ -201,6 +201,7 @@ mod catalog {
 
 struct Cart;
 
+#[cache_impl]
 impl Cart {
     #[cache(is_method = true, strict = true, dependency = [crate::catalog::base_price])]
     fn line(&self, sku: u32, qty: u32) -> u64 {

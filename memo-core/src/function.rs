@@ -6,7 +6,7 @@ use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::OnceLock;
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use crate::key::Selector;
 use crate::{CacheStats, Error};
@@ -19,9 +19,9 @@ pub struct CachedFunction {
     decl: Decl,
     path: OnceLock<Box<str>>,
     opened: OnceLock<Opened>,
-    /// Handles of further instantiations (a method of a generic `impl` whose key
-    /// mentions the type parameter); rare, so a lock is fine.
-    more: Mutex<Vec<Opened>>,
+    /// Handles of further instantiations: a method of a generic `impl` has one per
+    /// concrete `Self`; rare, so a lock is fine.
+    more: RwLock<Vec<Opened>>,
 }
 
 /// The static facts `#[cache]` records about a function.
@@ -49,6 +49,9 @@ pub struct Decl {
 /// An opened handle, reachable both typed (`any`) and erased (`control`).
 #[derive(Clone, Copy)]
 struct Opened {
+    /// The type that owns the handle: `Self` for an associated function (so that each
+    /// concrete type of a generic `impl` has entries of its own), `()` otherwise.
+    owner: TypeId,
     type_id: TypeId,
     any: &'static (dyn Any + Send + Sync),
     control: &'static dyn CacheControl,
@@ -79,7 +82,7 @@ pub trait CacheControl: Send + Sync {
 impl CachedFunction {
     #[doc(hidden)]
     pub const fn __new(decl: Decl) -> CachedFunction {
-        CachedFunction { decl, path: OnceLock::new(), opened: OnceLock::new(), more: Mutex::new(Vec::new()) }
+        CachedFunction { decl, path: OnceLock::new(), opened: OnceLock::new(), more: RwLock::new(Vec::new()) }
     }
 
     /// The function's full path: `crate::module::name`, or
@@ -168,35 +171,44 @@ impl CachedFunction {
             .collect()
     }
 
-    /// The typed handle of type `H`, created by `open` on first use.
+    /// The typed handle of type `H` owned by `owner` (see `Opened::owner`), created by
+    /// `open` on first use.
     #[doc(hidden)]
-    pub fn handle<H: CacheControl + Any>(&'static self, open: impl Fn() -> H) -> &'static H {
-        let opened = self.opened.get_or_init(|| leak(open()));
-        match opened.any.downcast_ref::<H>() {
+    #[inline]
+    pub fn handle<H: CacheControl + Any>(&'static self, owner: TypeId, open: impl Fn() -> H) -> &'static H {
+        let opened = self.opened.get_or_init(|| leak(owner, open()));
+        match opened.any.downcast_ref::<H>().filter(|_| opened.owner == owner) {
             Some(handle) => handle,
-            None => self.other_instantiation(open),
+            None => self.other_instantiation(owner, open),
         }
     }
 
     #[cold]
-    fn other_instantiation<H: CacheControl + Any>(&'static self, open: impl Fn() -> H) -> &'static H {
-        let mut more = self.more.lock();
-        let wanted = TypeId::of::<H>();
-        let opened = match more.iter().find(|o| o.type_id == wanted) {
-            Some(opened) => *opened,
-            None => {
-                let opened = leak(open());
-                more.push(opened);
-                opened
+    fn other_instantiation<H: CacheControl + Any>(
+        &'static self,
+        owner: TypeId,
+        open: impl Fn() -> H,
+    ) -> &'static H {
+        let wanted = |o: &&Opened| o.type_id == TypeId::of::<H>() && o.owner == owner;
+        let found = self.more.read().iter().find(wanted).copied();
+        let opened = found.unwrap_or_else(|| {
+            let mut more = self.more.write();
+            match more.iter().find(wanted) {
+                Some(opened) => *opened,
+                None => {
+                    let opened = leak(owner, open());
+                    more.push(opened);
+                    opened
+                }
             }
-        };
+        });
         opened.any.downcast_ref().expect("an Opened's type_id matches its handle's type")
     }
 
     /// The handles this process has opened (usually one; none before the first call).
     pub fn controls(&self) -> Vec<&'static dyn CacheControl> {
         let mut all: Vec<_> = self.opened.get().map(|o| o.control).into_iter().collect();
-        all.extend(self.more.lock().iter().map(|o| o.control));
+        all.extend(self.more.read().iter().map(|o| o.control));
         all
     }
 
@@ -220,9 +232,9 @@ impl CachedFunction {
     }
 }
 
-fn leak<H: CacheControl + Any>(handle: H) -> Opened {
+fn leak<H: CacheControl + Any>(owner: TypeId, handle: H) -> Opened {
     let handle: &'static H = Box::leak(Box::new(handle));
-    Opened { type_id: TypeId::of::<H>(), any: handle, control: handle }
+    Opened { owner, type_id: TypeId::of::<H>(), any: handle, control: handle }
 }
 
 impl fmt::Debug for CachedFunction {

@@ -5,7 +5,6 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod backend;
-mod clear_by;
 mod clock;
 mod config;
 mod error;
@@ -18,7 +17,6 @@ mod mode;
 mod stats;
 
 pub use backend::{Backend, Fill, Lookup, Policy, StoreStats};
-pub use clear_by::ClearBy;
 pub use clock::{coarse_now_ms, now_ms};
 pub use config::{
     Config, ConfigBuilder, RedisUrl, DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_FAILURES, DEFAULT_EXPIRE,

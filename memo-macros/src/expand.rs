@@ -12,7 +12,25 @@ fn local(name: &str) -> Ident {
 }
 
 use crate::attr::{Attr, Backend};
-use crate::signature::Func;
+use crate::signature::{Func, ImplBlock, Place};
+
+/// What one cached function expands to, by where each part goes.
+pub(crate) struct Expansion {
+    /// The function itself, its body wrapped.
+    pub(crate) item: TokenStream,
+    /// Items beside it: in its module, or in an `impl` of its type.
+    pub(crate) associated: TokenStream,
+    /// Items that must be outside any `impl` block (the partial-clear builder).
+    pub(crate) outside: TokenStream,
+}
+
+impl Expansion {
+    /// Everything, for a free function.
+    pub(crate) fn into_tokens(self) -> TokenStream {
+        let Expansion { item, associated, outside } = self;
+        quote!(#item #associated #outside)
+    }
+}
 
 /// One element of the key: the receiver or a named argument.
 struct KeyPart {
@@ -25,20 +43,31 @@ struct KeyPart {
     span: Span,
 }
 
-/// The expanded items for `func` under `attr`.
-pub(crate) fn expand(attr: &Attr, func: &Func) -> TokenStream {
+/// The expanded items for `func` under `attr`, at `place`.
+pub(crate) fn expand(attr: &Attr, func: &Func, place: &Place<'_>) -> Expansion {
     let parts = key_parts(attr, func);
     let g = Generated::new(attr, func, &parts);
     let registration = g.registration(attr, func, &parts);
     let accessor = g.accessor(attr, func, &parts);
-    let wrapped = g.wrapped(func, &parts);
-    let api = if func.associated { g.associated_api(attr, func) } else { g.free_api(attr, func, &parts) };
-    quote! {
-        #wrapped
-        #registration
-        #accessor
-        #api
+    let item = g.wrapped(func, &parts);
+    match place {
+        Place::Free => {
+            let api = g.free_api(attr, func, &parts);
+            Expansion { item, associated: quote!(#registration #accessor #api), outside: TokenStream::new() }
+        }
+        Place::Impl(block) => {
+            let builder = attr.strict().then(|| g.builder(func, &parts, Some(block)));
+            let api = g.associated_api(func, builder.as_ref());
+            let outside = builder.map(|b| b.definition).unwrap_or_default();
+            Expansion { item, associated: quote!(#registration #accessor #api), outside }
+        }
     }
+}
+
+/// A typed partial-clear builder: its definition, and its type as the API names it.
+struct Builder {
+    definition: TokenStream,
+    ty: TokenStream,
 }
 
 fn key_parts(attr: &Attr, func: &Func) -> Vec<KeyPart> {
@@ -215,13 +244,19 @@ impl Generated {
         };
         let function = self.function_path(func);
         let f = local("__memo_function");
+        let owner = if func.associated {
+            quote!(::memo_alchemy::__private::owner::<Self>())
+        } else {
+            quote!(::memo_alchemy::__private::free_owner())
+        };
         let open = quote! {
             let #f = #function();
-            #f.handle(|| <#handle_ty>::open(#f, #strict_keys))
+            #f.handle(#owner, || <#handle_ty>::open(#f, #strict_keys))
         };
         let raw = func.name().unraw();
         if func.associated {
-            // A method's accessor cannot hold a static: its type may mention `Self`.
+            // A method's accessor cannot hold a static: its type may mention `Self`, and
+            // each concrete `Self` of a generic `impl` has a handle of its own.
             let name = format_ident!("{raw}_cache");
             quote! {
                 /// This method's cache handle.
@@ -313,7 +348,7 @@ impl Generated {
     }
 
     /// `Type::m_cache_clear` and friends, for associated functions.
-    fn associated_api(&self, attr: &Attr, func: &Func) -> TokenStream {
+    fn associated_api(&self, func: &Func, builder: Option<&Builder>) -> TokenStream {
         let name = func.name().unraw();
         let vis = &self.vis;
         let function = self.function_path(func);
@@ -337,13 +372,11 @@ impl Generated {
                 }
             }
         };
-        let clear_by_item = attr.strict().then(|| {
-            let finish = if self.is_async { "clear_async().await" } else { "clear()" };
-            let doc = format!("Selects entries by argument: `.arg(\"name\", &value)...{finish}`.");
+        let clear_by_item = builder.map(|Builder { ty, .. }| {
             quote! {
-                #[doc = #doc]
-                #vis fn #clear_by() -> ::memo_alchemy::__private::ClearBy {
-                    ::memo_alchemy::__private::ClearBy::new(#function())
+                /// Selects entries by argument value, then `.clear()` removes them.
+                #vis fn #clear_by() -> #ty {
+                    <#ty>::__memo_new()
                 }
             }
         });
@@ -370,17 +403,16 @@ impl Generated {
         } else {
             (quote!(pub fn cache_clear()), quote!(super::#function_fn().clear()))
         };
-        let builder = attr.strict().then(|| self.builder(func, parts));
-        let builder_fn = builder.as_ref().map(|_| {
-            let ty = format_ident!("__memo_{raw}_ClearBy");
-            let fields = parts.iter().filter(|p| p.name != "self").map(|p| format_ident!("{}", p.name));
+        let builder = attr.strict().then(|| self.builder(func, parts, None));
+        let builder_fn = builder.as_ref().map(|Builder { ty, .. }| {
             quote! {
                 /// Selects entries by argument value, then `.clear()` removes them.
                 pub fn cache_clear_by() -> super::#ty {
-                    super::#ty { #(#fields: ::std::option::Option::None,)* }
+                    super::#ty::__memo_new()
                 }
             }
         });
+        let builder = builder.map(|b| b.definition);
         let doc = format!("Cache controls of [`{raw}()`](fn@{raw}).");
         quote! {
             #builder
@@ -403,32 +435,59 @@ impl Generated {
         }
     }
 
-    /// The typed partial-clear builder of a strict free function.
-    fn builder(&self, func: &Func, parts: &[KeyPart]) -> TokenStream {
+    /// The typed partial-clear builder of a strict function: one setter per argument,
+    /// taking the argument's own owned type. For a method it is generic over the
+    /// `impl` block's generics, and `Self` in argument types is the block's type.
+    fn builder(&self, func: &Func, parts: &[KeyPart], block: Option<&ImplBlock>) -> Builder {
         let raw = func.name().unraw();
         let vis = &self.vis;
-        let ty = format_ident!("__memo_{raw}_ClearBy");
         let function_fn = &self.function_fn;
+        let (name, function, generics) = match block {
+            None => (format_ident!("__memo_{raw}_ClearBy"), quote!(#function_fn), syn::Generics::default()),
+            Some(block) => {
+                let self_ty = &block.self_ty;
+                let text = self_ty.to_token_stream().to_string();
+                let owner: String = text.chars().filter(char::is_ascii_alphanumeric).take(24).collect();
+                let name = format_ident!("__memo_{owner}_{raw}_ClearBy_{:08x}", fnv(&text) as u32);
+                (name, quote!(<#self_ty>::#function_fn), block.generics.clone())
+            }
+        };
+        let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+        let markers = generics.params.iter().filter_map(|p| match p {
+            syn::GenericParam::Lifetime(l) => {
+                let l = &l.lifetime;
+                Some(quote!(&#l ()))
+            }
+            syn::GenericParam::Type(t) => Some(t.ident.to_token_stream()),
+            syn::GenericParam::Const(_) => None,
+        });
+        let marker = quote!(::std::marker::PhantomData<fn() -> (#(#markers,)*)>);
         let (f, selector, value) =
             (local("__memo_function"), local("__memo_selector"), local("__memo_value"));
         let args: Vec<_> = parts.iter().filter(|p| p.name != "self").collect();
-        let fields = args.iter().map(|p| {
-            let (f, b) = (format_ident!("{}", p.name), &p.borrowed);
-            quote!(#f: ::std::option::Option<<#b as ::std::borrow::ToOwned>::Owned>)
-        });
-        let setters = args.iter().map(|p| {
-            let (f, b) = (format_ident!("{}", p.name), &p.borrowed);
+        let owned: Vec<TokenStream> = args
+            .iter()
+            .map(|p| {
+                let b = &p.borrowed;
+                let owned = quote!(<#b as ::std::borrow::ToOwned>::Owned);
+                match block {
+                    Some(block) => replace_self(owned, &block.self_ty),
+                    None => owned,
+                }
+            })
+            .collect();
+        let idents: Vec<Ident> = args.iter().map(|p| format_ident!("{}", p.name)).collect();
+        let setters = args.iter().zip(&idents).zip(&owned).map(|((p, field), owned)| {
             let doc = format!("Selects the entries whose `{}` equals `value`.", p.name);
             quote! {
                 #[doc = #doc]
-                pub fn #f(mut self, value: impl ::std::convert::Into<<#b as ::std::borrow::ToOwned>::Owned>) -> Self {
-                    self.#f = ::std::option::Option::Some(value.into());
+                pub fn #field(mut self, value: impl ::std::convert::Into<#owned>) -> Self {
+                    self.#field = ::std::option::Option::Some(value.into());
                     self
                 }
             }
         });
-        let adds = args.iter().map(|p| {
-            let field = format_ident!("{}", p.name);
+        let adds = args.iter().zip(&idents).map(|(p, field)| {
             let (name, text) = (&p.name, p.borrowed.to_token_stream().to_string());
             quote! {
                 if let ::std::option::Option::Some(#value) = &self.#field {
@@ -441,24 +500,53 @@ impl Generated {
         } else {
             (quote!(pub fn clear(self)), quote!(#f.clear_by(&#selector)))
         };
-        quote! {
+        let definition = quote! {
             #[doc(hidden)]
             #[allow(non_camel_case_types)]
             #[must_use = "a partial clear does nothing until `.clear()`"]
-            #vis struct #ty { #(#fields,)* }
+            #vis struct #name #impl_generics #where_clause {
+                #(#idents: ::std::option::Option<#owned>,)*
+                __memo_marker: #marker,
+            }
 
-            impl #ty {
+            impl #impl_generics #name #ty_generics #where_clause {
+                #[doc(hidden)]
+                pub fn __memo_new() -> Self {
+                    #name { #(#idents: ::std::option::Option::None,)* __memo_marker: ::std::marker::PhantomData }
+                }
                 #(#setters)*
                 /// Removes the selected entries and cascades to dependents; returns the entries removed.
                 #clear_sig -> ::std::result::Result<usize, ::memo_alchemy::__private::Error> {
-                    let #f = #function_fn();
+                    let #f = #function();
                     let mut #selector = ::memo_alchemy::__private::Selector::new();
                     #(#adds)*
                     #run
                 }
             }
-        }
+        };
+        Builder { definition, ty: quote!(#name #ty_generics) }
     }
+}
+
+/// `tokens` with every `Self` replaced by `self_ty`, for items outside the `impl`.
+fn replace_self(tokens: TokenStream, self_ty: &Type) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|t| match t {
+            proc_macro2::TokenTree::Ident(i) if i == "Self" => quote!(#self_ty),
+            proc_macro2::TokenTree::Group(g) => {
+                let mut group = proc_macro2::Group::new(g.delimiter(), replace_self(g.stream(), self_ty));
+                group.set_span(g.span());
+                proc_macro2::TokenTree::Group(group).into_token_stream()
+            }
+            other => other.into_token_stream(),
+        })
+        .collect()
+}
+
+/// FNV-1a, to tell apart the builders of same-named methods of different types.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn option(value: Option<i64>) -> TokenStream {

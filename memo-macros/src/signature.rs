@@ -4,9 +4,25 @@
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::visit::{self, Visit};
-use syn::{FnArg, GenericParam, Ident, ItemFn, Pat, ReturnType, Type, TypeReference};
+use syn::{FnArg, GenericParam, Generics, Ident, ItemFn, Pat, ReturnType, Type, TypeReference};
 
 use crate::ctxt::Ctxt;
+
+/// Where the function is: a module, or an `impl` block under `#[cache_impl]`.
+pub(crate) enum Place<'a> {
+    Free,
+    Impl(&'a ImplBlock),
+}
+
+/// The `impl` block of an associated function, as `#[cache_impl]` saw it.
+pub(crate) struct ImplBlock {
+    /// The type the block implements (`W<T>`).
+    pub(crate) self_ty: Type,
+    /// The block's own generics (`impl<T: 'static>`).
+    pub(crate) generics: Generics,
+    /// `impl Trait for Type`: generated items go to an inherent `impl` beside it.
+    pub(crate) is_trait: bool,
+}
 
 /// The function `#[cache]` is on.
 pub(crate) struct Func {
@@ -19,7 +35,7 @@ pub(crate) struct Func {
     /// code still finds out from the type itself whether it is a `Result` behind an
     /// alias (`type Res<T> = Result<T, E>`), whose `Err` is then never stored.
     pub(crate) fallible: bool,
-    /// An associated function: it has a receiver or mentions `Self`.
+    /// An associated function: it is in an `impl` block under `#[cache_impl]`.
     pub(crate) associated: bool,
 }
 
@@ -41,18 +57,19 @@ pub(crate) struct Arg {
 }
 
 impl Func {
-    pub(crate) fn analyze(cx: &mut Ctxt, item: ItemFn) -> Func {
+    pub(crate) fn analyze(cx: &mut Ctxt, item: ItemFn, place: &Place<'_>) -> Func {
         let sig = &item.sig;
-        let generic_types: Vec<Ident> = sig
-            .generics
-            .params
-            .iter()
-            .filter_map(|p| match p {
-                GenericParam::Type(t) => Some(t.ident.clone()),
-                GenericParam::Const(c) => Some(c.ident.clone()),
-                GenericParam::Lifetime(_) => None,
-            })
-            .collect();
+        for param in &sig.generics.params {
+            let ident = match param {
+                GenericParam::Type(t) => &t.ident,
+                GenericParam::Const(c) => &c.ident,
+                GenericParam::Lifetime(_) => continue,
+            };
+            cx.error(
+                ident,
+                format!("#[cache] cannot cache a function generic over `{ident}`: its entries would be shared by every `{ident}`; use a concrete type (the generics of an `impl` block under #[cache_impl] are fine: each concrete type gets entries of its own)"),
+            );
+        }
         let mut receiver = None;
         let mut args = Vec::new();
         for input in &sig.inputs {
@@ -82,7 +99,7 @@ impl Func {
                         Type::Reference(r) => ((*r.elem).clone(), true),
                         other => (other.clone(), false),
                     };
-                    if let Some(bad) = scan(&borrowed, &generic_types, false) {
+                    if let Some(bad) = scan(&borrowed, false) {
                         cx.error(&bad.0, bad.1);
                         continue;
                     }
@@ -94,14 +111,23 @@ impl Func {
             ReturnType::Default => syn::parse_quote!(()),
             ReturnType::Type(_, ty) => (**ty).clone(),
         };
-        if let Some(bad) = scan(&output, &generic_types, true) {
+        if let Some(bad) = scan(&output, true) {
             cx.error(&bad.0, bad.1);
         }
         let fallible = match &output {
             Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
             _ => false,
         };
-        let associated = receiver.is_some() || mentions_self(item.to_token_stream());
+        let associated = matches!(place, Place::Impl(_));
+        if !associated {
+            let method = receiver.as_ref().map(|r| r.span).or_else(|| self_token(item.to_token_stream()));
+            if let Some(span) = method {
+                cx.syn_error(syn::Error::new(
+                    span,
+                    "#[cache] on a method or an associated function needs #[memo_alchemy::cache_impl] on its `impl` block: add `#[cache_impl]` above `impl`",
+                ));
+            }
+        }
         Func { item, receiver, args, output, fallible, associated }
     }
 
@@ -114,30 +140,30 @@ impl Func {
     }
 }
 
-fn mentions_self(tokens: TokenStream) -> bool {
-    tokens.into_iter().any(|t| match t {
-        proc_macro2::TokenTree::Ident(i) => i == "Self",
-        proc_macro2::TokenTree::Group(g) => mentions_self(g.stream()),
-        _ => false,
+/// The span of the first `Self` in `tokens`.
+fn self_token(tokens: TokenStream) -> Option<Span> {
+    tokens.into_iter().find_map(|t| match t {
+        proc_macro2::TokenTree::Ident(i) if i == "Self" => Some(i.span()),
+        proc_macro2::TokenTree::Group(g) => self_token(g.stream()),
+        _ => None,
     })
 }
 
 /// Walks a type for what a `'static` cache cannot hold.
-struct Scan<'a> {
-    generics: &'a [Ident],
+struct Scan {
     /// The first problem: the offending tokens and what to change.
     found: Option<(TokenStream, String)>,
     is_return: bool,
 }
 
 /// The first thing in `ty` that a `'static` cache cannot hold, with what to change.
-fn scan(ty: &Type, generics: &[Ident], is_return: bool) -> Option<(TokenStream, String)> {
-    let mut scan = Scan { generics, found: None, is_return };
+fn scan(ty: &Type, is_return: bool) -> Option<(TokenStream, String)> {
+    let mut scan = Scan { found: None, is_return };
     scan.visit_type(ty);
     scan.found
 }
 
-impl Scan<'_> {
+impl Scan {
     fn report(&mut self, tokens: impl ToTokens, message: String) {
         if self.found.is_none() {
             self.found = Some((tokens.to_token_stream(), message));
@@ -145,7 +171,7 @@ impl Scan<'_> {
     }
 }
 
-impl<'ast> Visit<'ast> for Scan<'_> {
+impl<'ast> Visit<'ast> for Scan {
     fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
         let message = if self.is_return {
             "#[cache] cannot store an `impl Trait` return value: return a concrete type"
@@ -153,18 +179,6 @@ impl<'ast> Visit<'ast> for Scan<'_> {
             "#[cache] cannot key on an `impl Trait` argument: take a concrete type"
         };
         self.report(t, message.to_owned());
-    }
-
-    fn visit_type_path(&mut self, t: &'ast syn::TypePath) {
-        if t.qself.is_none() {
-            if let Some(g) = t.path.get_ident().filter(|i| self.generics.contains(i)) {
-                self.report(
-                    t,
-                    format!("#[cache] cannot use the generic parameter `{g}` here: its cache is one static for all `{g}`; use a concrete type"),
-                );
-            }
-        }
-        visit::visit_type_path(self, t);
     }
 
     fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {

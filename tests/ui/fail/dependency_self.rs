@@ -1,8 +1,9 @@
-use memo_alchemy::cache;
+use memo_alchemy::{cache, cache_impl};
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct S;
 
+#[cache_impl]
 impl S {
     #[cache]
     fn x(&self, a: u32) -> u32 {

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use memo_alchemy::cache;
+use memo_alchemy::{cache, cache_impl};
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -12,6 +12,7 @@ struct Settings {
     level: u8,
 }
 
+#[cache_impl]
 impl Settings {
     #[cache(limit = 4)]
     fn load(name: &str, level: u8) -> Self {

@@ -1,7 +1,7 @@
 //! `async fn`s compile, and their futures (and the async clears) are `Send`.
 //! Nothing here runs them: that needs an executor, which the runtime tests have.
 
-use memo_alchemy::cache;
+use memo_alchemy::{cache, cache_impl};
 
 fn assert_send<T: Send>(_: &T) {}
 
@@ -12,6 +12,7 @@ async fn fetch(id: u64, name: &str) -> String {
 
 struct Repo;
 
+#[cache_impl]
 impl Repo {
     #[cache(is_method = true)]
     async fn find(&self, id: u64) -> Option<u64> {

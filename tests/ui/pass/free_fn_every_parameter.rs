@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use memo_alchemy::cache;
+use memo_alchemy::{cache, cache_impl};
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 static DEPENDENT_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -22,6 +22,7 @@ fn add_and_double(a: i64, b: i64) -> i64 {
 
 struct Ledger;
 
+#[cache_impl]
 impl Ledger {
     #[cache(limit = 10, expire = 30, is_method = true, strict = true, cache_key_prefix = "ledger")]
     fn balance(&self, account: u32) -> u32 {
@@ -60,7 +61,7 @@ fn main() -> Result<(), memo_alchemy::Error> {
     let other = Ledger;
     assert_eq!(other.balance(3), 30);
     assert_eq!(METHOD_RUNS.load(Ordering::SeqCst), 1);
-    assert_eq!(Ledger::balance_cache_clear_by().arg("account", &3_u32).clear()?, 1);
+    assert_eq!(Ledger::balance_cache_clear_by().account(3_u32).clear()?, 1);
     assert_eq!(Ledger::balance_cache_stats().hits, 1);
     Ok(())
 }

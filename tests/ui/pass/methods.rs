@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use memo_alchemy::cache;
+use memo_alchemy::{cache, cache_impl};
 
 static SHARED_RUNS: AtomicUsize = AtomicUsize::new(0);
 static OWN_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -13,6 +13,7 @@ struct Counter {
     base: u32,
 }
 
+#[cache_impl]
 impl Counter {
     /// All instances share entries.
     #[cache(is_method = true)]
