@@ -1,6 +1,5 @@
 //! The paths generated code uses. Not public API: it changes without notice.
 
-use std::hash::Hash;
 use std::marker::PhantomData;
 
 pub use inventory;
@@ -11,7 +10,8 @@ pub use memo_core::{
     CacheStats, CachedFunction, Decl, Error, Fallible, FunctionCache, Lookup, Mode, Plain, Registration,
     Selector, StrictKeys,
 };
-use serde::Serialize;
+pub use serde::de::DeserializeOwned;
+pub use serde::Serialize;
 
 /// The owner of an associated function's handle: its `Self`, lifetimes erased, so
 /// that each concrete type of a generic `impl` has entries of its own.
@@ -56,27 +56,6 @@ pub trait ProbeAny<R> {
     }
 }
 impl<R> ProbeAny<R> for ReturnProbe<R> {}
-
-/// Fails to compile, on the argument's type, when it cannot be part of a key.
-pub fn assert_key<T: ?Sized + ToOwned>()
-where
-    T::Owned: Hash + Eq + Clone + Send + Sync + 'static,
-{
-}
-
-/// [`assert_key`], plus `Serialize` for strict keys.
-pub fn assert_strict_key<T: ?Sized + ToOwned>()
-where
-    T::Owned: Hash + Eq + Clone + Send + Sync + Serialize + 'static,
-{
-}
-
-/// Fails to compile, on the return type, when the cached value cannot be stored.
-pub fn assert_value<V: Clone + Send + Sync + 'static>() {}
-
-/// [`assert_value`], plus what the Redis backends need to store and read it back.
-pub fn assert_serialized_value<V: Clone + Send + Sync + Serialize + serde::de::DeserializeOwned + 'static>() {
-}
 
 /// Adds one argument to a partial clear's selector.
 ///

@@ -40,6 +40,8 @@ struct KeyPart {
     borrowed: Type,
     /// The expression borrowing it as `&T`.
     borrow: TokenStream,
+    /// Passed by reference (`&str`): the key holds `T::Owned`, else `T` itself.
+    by_ref: bool,
     span: Span,
 }
 
@@ -48,18 +50,20 @@ pub(crate) fn expand(attr: &Attr, func: &Func, place: &Place<'_>) -> Expansion {
     let parts = key_parts(attr, func);
     let g = Generated::new(attr, func, &parts);
     let registration = g.registration(attr, func, &parts);
-    let accessor = g.accessor(attr, func, &parts);
+    let accessor = g.accessor(attr, func);
+    let bounds = g.bounds(attr, func, &parts);
     let item = g.wrapped(func, &parts);
     match place {
         Place::Free => {
             let api = g.free_api(attr, func, &parts);
+            let item = quote!(#bounds #item);
             Expansion { item, associated: quote!(#registration #accessor #api), outside: TokenStream::new() }
         }
         Place::Impl(block) => {
             let builder = attr.strict().then(|| g.builder(func, &parts, Some(block)));
             let api = g.associated_api(func, builder.as_ref());
             let outside = builder.map(|b| b.definition).unwrap_or_default();
-            Expansion { item, associated: quote!(#registration #accessor #api), outside }
+            Expansion { item, associated: quote!(#bounds #registration #accessor #api), outside }
         }
     }
 }
@@ -76,6 +80,7 @@ fn key_parts(attr: &Attr, func: &Func) -> Vec<KeyPart> {
         name: "self".to_owned(),
         borrowed: r.owned.clone(),
         borrow: if r.by_ref { quote!(&*self) } else { quote!(&self) },
+        by_ref: false,
         span: r.span,
     });
     let args = func.args.iter().map(|a| {
@@ -84,6 +89,7 @@ fn key_parts(attr: &Attr, func: &Func) -> Vec<KeyPart> {
             name: name.unraw().to_string(),
             borrowed: a.borrowed.clone(),
             borrow: if a.by_ref { quote!(#name) } else { quote!(&#name) },
+            by_ref: a.by_ref,
             span: a.borrowed.span(),
         }
     });
@@ -210,32 +216,52 @@ impl Generated {
     }
 
     /// The typed handle accessor, with the bound checks spanned on the user's types.
-    fn accessor(&self, attr: &Attr, func: &Func, parts: &[KeyPart]) -> TokenStream {
-        let strict = attr.strict();
-        let checks = parts.iter().map(|p| {
+    /// A function whose `where` clause states what the key and the value need, each
+    /// bound spanned on the user's argument or return type. Where clauses are checked
+    /// before any body, so a missing `Hash` is the first error, on the argument.
+    fn bounds(&self, attr: &Attr, func: &Func, parts: &[KeyPart]) -> TokenStream {
+        // Every token of a bound carries the user's span: rustc reports a bound where
+        // its first token is. A by-value type is bounded itself, not through
+        // `ToOwned::Owned`, whose projection would be reported elsewhere.
+        let key_bounds = parts.iter().map(|p| {
             let b = &p.borrowed;
-            if attr.keys_serialized() {
-                quote_spanned!(p.span=> ::memo_alchemy::__private::assert_strict_key::<#b>();)
+            let owned = if p.by_ref {
+                quote_spanned!(p.span=> <#b as ::std::borrow::ToOwned>::Owned)
             } else {
-                quote_spanned!(p.span=> ::memo_alchemy::__private::assert_key::<#b>();)
-            }
+                quote!(#b)
+            };
+            let serialize = attr
+                .keys_serialized()
+                .then(|| quote_spanned!(p.span=> + ::memo_alchemy::__private::Serialize));
+            quote_spanned!(p.span=>
+                #owned: ::std::hash::Hash + ::std::cmp::Eq + ::std::clone::Clone
+                    + ::std::marker::Send + ::std::marker::Sync + 'static #serialize,
+            )
         });
-        // Spanned on the return type, so that a missing bound is reported there.
         let output = &self.output;
         let span = output.span();
-        let mode = if func.fallible {
-            quote_spanned!(span=> ::memo_alchemy::__private::Fallible)
+        let value = if func.fallible {
+            quote_spanned!(span=> <::memo_alchemy::__private::Fallible as ::memo_alchemy::__private::Mode<#output>>::Value)
         } else {
-            quote_spanned!(span=> ::memo_alchemy::__private::Plain)
+            quote!(#output)
         };
-        let assert_value = if attr.values_serialized() {
-            quote_spanned!(span=> ::memo_alchemy::__private::assert_serialized_value)
-        } else {
-            quote_spanned!(span=> ::memo_alchemy::__private::assert_value)
-        };
-        let value_check = quote_spanned!(span=>
-            #assert_value::<<#mode as ::memo_alchemy::__private::Mode<#output>>::Value>();
+        let serialized = attr.values_serialized().then(|| {
+            quote_spanned!(span=> + ::memo_alchemy::__private::Serialize + ::memo_alchemy::__private::DeserializeOwned)
+        });
+        let value_bound = quote_spanned!(span=>
+            #value: ::std::clone::Clone + ::std::marker::Send + ::std::marker::Sync + 'static #serialized,
         );
+        let name = format_ident!("__memo_{}_bounds", func.name().unraw());
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_snake_case, dead_code, clippy::extra_unused_type_parameters)]
+            fn #name() where #(#key_bounds)* #value_bound {}
+        }
+    }
+
+    /// The typed handle accessor.
+    fn accessor(&self, attr: &Attr, func: &Func) -> TokenStream {
+        let strict = attr.strict();
         let (key_ty, handle_ty, vis) = (&self.key_ty, &self.handle_ty, &self.vis);
         let strict_keys = if strict {
             quote!(::std::option::Option::Some(::memo_alchemy::__private::StrictKeys::<#key_ty>::new()))
@@ -261,8 +287,6 @@ impl Generated {
             quote! {
                 /// This method's cache handle.
                 #vis fn #name() -> &'static #handle_ty {
-                    #(#checks)*
-                    #value_check
                     #open
                 }
             }
@@ -279,8 +303,6 @@ impl Generated {
                 #[allow(non_snake_case)]
                 #[inline]
                 #vis fn #name() -> &'static #handle_ty {
-                    #(#checks)*
-                    #value_check
                     static __MEMO_HANDLE: ::std::sync::LazyLock<&'static #handle_ty> =
                         ::std::sync::LazyLock::new(|| { #open });
                     *__MEMO_HANDLE

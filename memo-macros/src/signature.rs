@@ -76,7 +76,12 @@ impl Func {
             match input {
                 FnArg::Receiver(r) => {
                     let by_ref = r.reference.is_some();
-                    let owned = if by_ref { syn::parse_quote!(Self) } else { (*r.ty).clone() };
+                    let owned = if by_ref {
+                        let self_ty = Ident::new("Self", r.self_token.span);
+                        syn::parse_quote!(#self_ty)
+                    } else {
+                        (*r.ty).clone()
+                    };
                     receiver = Some(Receiver { by_ref, owned, span: r.self_token.span });
                 }
                 FnArg::Typed(pt) => {
