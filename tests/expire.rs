@@ -31,3 +31,44 @@ fn entry_lives_for_expire_seconds() {
     let stats = stamp::cache_stats();
     assert_eq!((stats.expirations, stats.len), (1, Some(1)));
 }
+
+#[cache(limit = -1, expire = 1)]
+fn short_lived(k: u64) -> u64 {
+    k
+}
+
+/// Regression: with no limit, expired entries that nobody read again were never
+/// reclaimed (4,000,000 entries held for 1,000,000 live). Now an insert that would grow
+/// a full table reclaims the expired entries first, and counts them as expirations.
+#[test]
+fn expired_entries_are_reclaimed_without_evictions() {
+    for wave in 0..3_u64 {
+        for k in 0..20_000 {
+            short_lived(wave * 1_000_000 + k);
+        }
+        if wave < 2 {
+            std::thread::sleep(std::time::Duration::from_millis(1_100));
+        }
+    }
+    let stats = short_lived::cache_stats();
+    assert_eq!(stats.len, Some(20_000), "only the last wave is live");
+    assert!(stats.expirations >= 20_000, "at least one expired wave was reclaimed: {stats:?}");
+    assert_eq!(stats.evictions, 0);
+}
+
+#[cache(limit = 10, expire = 1)]
+fn brief(k: u64) -> u64 {
+    k
+}
+
+/// Regression: a memory `cache_clear()` counted entries that had already expired.
+#[test]
+fn cache_clear_counts_only_live_entries() {
+    brief(1);
+    brief(2);
+    brief(3);
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    brief(4);
+    assert_eq!(brief::cache_stats().len, Some(1), "len counts live entries only");
+    assert_eq!(brief::cache_clear().unwrap(), 1, "the three expired entries are not counted");
+}

@@ -119,9 +119,14 @@ impl<K, V> Lru<K, V> {
         targets.len()
     }
 
-    /// Removes everything; returns how many entries there were.
-    pub(crate) fn clear(&mut self) -> usize {
-        let n = self.len();
+    /// The entries not expired by `now`.
+    pub(crate) fn live(&self, now: u64) -> usize {
+        self.slots.iter().filter(|s| s.entry.is_some() && s.expires_at > now).count()
+    }
+
+    /// Removes everything; returns how many live (not expired by `now`) entries there were.
+    pub(crate) fn clear(&mut self, now: u64) -> usize {
+        let n = self.live(now);
         *self = Lru::new();
         n
     }

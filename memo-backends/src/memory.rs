@@ -89,6 +89,16 @@ fn shard_of(hash: u64, shards: usize) -> usize {
 }
 
 impl<K, V> Memory<K, V> {
+    /// The precise clock for writes, clears and statistics: 0 without `expire` (nothing
+    /// expires then).
+    fn now(&self) -> u64 {
+        if self.policy.expire_ms.is_some() {
+            now_ms()
+        } else {
+            0
+        }
+    }
+
     /// The clock for expiry checks: coarse, and 0 (never read) without `expire`.
     #[inline]
     fn coarse_now(&self) -> u64 {
@@ -174,7 +184,8 @@ where
 
     fn put(&self, key: K, value: V, fill: Fill<'_, ()>) -> Result<(), Error> {
         let hash = self.hasher.hash_one(&key);
-        let expires_at = self.policy.expire_ms.map_or(u64::MAX, |ms| now_ms().saturating_add(ms));
+        let now = self.now();
+        let expires_at = self.policy.expire_ms.map_or(u64::MAX, |ms| now.saturating_add(ms));
         // Checked under the lock that clears take: see `Fill`.
         match &self.store {
             Store::Exact(lock) => {
@@ -187,8 +198,10 @@ where
             Store::Clock(lock) => lock.write(shard_of(hash, lock.shards()), |c| {
                 if fill.is_current() {
                     let limit = c.limit;
-                    c.evictions +=
-                        c.map.insert(hash, key, value, expires_at, limit, |k| self.hasher.hash_one(k));
+                    let removed =
+                        c.map.insert(hash, key, value, expires_at, now, limit, |k| self.hasher.hash_one(k));
+                    c.evictions += removed.evicted;
+                    c.expirations += removed.expired;
                 }
             }),
         }
@@ -196,10 +209,11 @@ where
     }
 
     fn clear(&self) -> Result<usize, Error> {
+        let now = self.now();
         let removed = match &self.store {
-            Store::Exact(lock) => lock.lock().map.clear(),
+            Store::Exact(lock) => lock.lock().map.clear(now),
             // In place: the tables keep their memory for the entries to come.
-            Store::Clock(lock) => (0..lock.shards()).map(|i| lock.write(i, |c| c.map.clear())).sum(),
+            Store::Clock(lock) => (0..lock.shards()).map(|i| lock.write(i, |c| c.map.clear(now))).sum(),
         };
         Ok(removed)
     }
@@ -222,13 +236,14 @@ where
             len: Some(len),
             ..StoreStats::default()
         };
+        let now = self.now();
         match &self.store {
             Store::Exact(lock) => {
                 let s = lock.lock();
-                stats(s.evictions, s.expirations, s.map.len())
+                stats(s.evictions, s.expirations, s.map.live(now))
             }
             Store::Clock(lock) => (0..lock.shards())
-                .map(|i| lock.read(i, |s| (s.evictions, s.expirations, s.map.len())))
+                .map(|i| lock.read(i, |s| (s.evictions, s.expirations, s.map.live(now))))
                 .fold(stats(0, 0, 0), |total, (ev, ex, len)| {
                     stats(total.evictions + ev, total.expirations + ex, total.len.unwrap_or(0) + len)
                 }),
@@ -296,13 +311,15 @@ mod tests {
                             Some(v) => assert_eq!(v, key * 3, "a value read belongs to its key"),
                             None => lock.write(shard, |c| {
                                 let limit = c.limit;
-                                c.evictions +=
-                                    c.map.insert(hash, key, key * 3, u64::MAX, limit, |k| hasher.hash_one(k));
+                                c.evictions += c
+                                    .map
+                                    .insert(hash, key, key * 3, u64::MAX, 0, limit, |k| hasher.hash_one(k))
+                                    .evicted;
                             }),
                         }
                         if t == 0 && i % 5_000 == 0 {
                             for shard in 0..n {
-                                lock.write(shard, |c| c.map.clear());
+                                lock.write(shard, |c| c.map.clear(0));
                             }
                         }
                     }

@@ -7,6 +7,11 @@
 //! it costs neither a byte nor another cache line. When the map is full, a hand sweeps
 //! the buckets in order: an entry read since the hand last passed loses its bit and
 //! stays, the first one not read goes.
+//!
+//! Expired entries that nobody reads again are reclaimed on writes: when the table is
+//! full and would grow, a sweep first removes every expired entry, so memory follows
+//! the live set (an unlimited cache of short-lived keys stays at about twice its live
+//! entries) at an amortized cost of O(1) per insert.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -36,6 +41,15 @@ impl<K, V> Entry<K, V> {
     }
 }
 
+/// What an insert removed to make room.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Removed {
+    /// Live entries, to stay within the limit.
+    pub(crate) evicted: u64,
+    /// Expired entries, reclaimed before the table would grow.
+    pub(crate) expired: u64,
+}
+
 /// The CLOCK map.
 #[derive(Debug)]
 pub(crate) struct SecondChance<K, V> {
@@ -51,6 +65,11 @@ impl<K, V> SecondChance<K, V> {
 
     pub(crate) fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// The entries not expired by `now`: a scan, for statistics.
+    pub(crate) fn live(&self, now: u64) -> usize {
+        self.table.iter().filter(|e| e.expiry.load(Relaxed) & NEVER > now).count()
     }
 
     /// Finds the entry for which `eq` holds and marks it referenced. Entries whose
@@ -86,22 +105,32 @@ impl<K, V> SecondChance<K, V> {
         }
     }
 
-    /// Inserts or replaces; returns how many entries were evicted to stay within `limit`.
+    /// Inserts or replaces at time `now`; returns how many entries were removed to make
+    /// room: evicted to stay within `limit`, and reclaimed because they expired.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
         hash: u64,
         key: K,
         value: V,
         expires_at: u64,
+        now: u64,
         limit: Option<usize>,
         hash_of: impl Fn(&K) -> u64,
-    ) -> u64
+    ) -> Removed
     where
         K: Eq,
     {
         if let Some(entry) = self.table.find_mut(hash, |e| e.key == key) {
             *entry = Entry::new(key, value, expires_at);
-            return 0;
+            return Removed::default();
+        }
+        let mut removed = Removed::default();
+        if self.len() == self.table.capacity() {
+            // The table would grow: reclaim the expired entries first.
+            let before = self.len();
+            self.table.retain(|e| e.expiry.load(Relaxed) & NEVER > now);
+            removed.expired = (before - self.len()) as u64;
         }
         let cap = limit.unwrap_or(usize::MAX);
         let mut evicted = 0;
@@ -113,7 +142,8 @@ impl<K, V> SecondChance<K, V> {
             }
         }
         self.table.insert_unique(hash, Entry::new(key, value, expires_at), |e| hash_of(&e.key));
-        evicted
+        removed.evicted = evicted;
+        removed
     }
 
     /// The next bucket to evict: the first occupied one, from the hand on, not read
@@ -136,9 +166,9 @@ impl<K, V> SecondChance<K, V> {
     }
 
     /// Removes every entry, keeping the table's memory for the entries to come;
-    /// returns how many there were.
-    pub(crate) fn clear(&mut self) -> usize {
-        let n = self.len();
+    /// returns how many were live (not expired by `now`).
+    pub(crate) fn clear(&mut self, now: u64) -> usize {
+        let n = self.live(now);
         self.table.clear();
         self.hand = 0;
         n
@@ -163,7 +193,7 @@ mod tests {
     }
 
     fn insert(map: &mut SecondChance<u64, u64>, k: u64, limit: usize) -> u64 {
-        map.insert(hash(&k), k, k * 10, u64::MAX, Some(limit), hash)
+        map.insert(hash(&k), k, k * 10, u64::MAX, 0, Some(limit), hash).evicted
     }
 
     fn has(map: &SecondChance<u64, u64>, k: u64) -> bool {
@@ -201,12 +231,31 @@ mod tests {
     #[test]
     fn expired_entries_are_reported_then_removed() {
         let mut map = SecondChance::new();
-        map.insert(hash(&1), 1, 10, 50, None, hash);
+        map.insert(hash(&1), 1, 10, 50, 0, None, hash);
         assert!(matches!(map.get(hash(&1), |at| at <= 49, |x| *x == 1), Found::Live(10)));
         assert!(matches!(map.get(hash(&1), |at| at <= 50, |x| *x == 1), Found::Expired));
         assert!(!map.remove_expired(hash(&1), 49, |x| *x == 1));
         assert!(map.remove_expired(hash(&1), 50, |x| *x == 1));
         assert!(matches!(map.get(hash(&1), |_| false, |x| *x == 1), Found::Absent));
         assert_eq!(map.remove_where(|_| true), 0);
+    }
+
+    /// Regression: with no limit, expired entries that nobody read again stayed, and
+    /// memory followed every key ever written (4,000,000 entries for 1,000,000 live).
+    #[test]
+    fn expired_entries_are_reclaimed_before_the_table_grows() {
+        let mut map = SecondChance::new();
+        let (lifetime, per_ms) = (10_u64, 1_000_u64);
+        let mut reclaimed = 0;
+        for k in 0..100_000_u64 {
+            let now = k / per_ms; // 1,000 new keys a millisecond, each living 10 ms
+            reclaimed += map.insert(hash(&k), k, k, now + lifetime, now, None, hash).expired;
+        }
+        let now = 100_000 / per_ms;
+        let live = map.live(now);
+        assert!(live <= (lifetime + 1) as usize * per_ms as usize, "{live} live");
+        assert!(map.len() <= 4 * live, "{} entries held for {live} live", map.len());
+        assert!(reclaimed >= 50_000, "{reclaimed} reclaimed");
+        assert_eq!(map.clear(now), live, "a clear counts live entries only");
     }
 }
