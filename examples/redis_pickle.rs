@@ -1,4 +1,4 @@
-//! Values in Redis as postcard ("pickle"): compact, and able to hold what JSON cannot,
+//! Values in Redis as self-describing MessagePack ("pickle"): compact, and able to hold what JSON cannot,
 //! such as maps with tuple keys, `u128` and enums with data. An `async fn` this time.
 //!
 //! Needs a Redis server: `redis-server --port 6379 --save '' &`, or set

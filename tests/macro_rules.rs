@@ -15,13 +15,13 @@ fn base(a: u32) -> u32 {
 macro_rules! cached {
     ($name:ident, $cap:literal, $expire:expr, $strict:literal, $backend:literal, $dep:path, $prefix:literal) => {
         #[cache(
-                                                    limit = $cap,
-                                                    expire = $expire,
-                                                    strict = $strict,
-                                                    backend = $backend,
-                                                    dependency = [$dep],
-                                                    cache_key_prefix = $prefix
-                                                )]
+                                                                    limit = $cap,
+                                                                    expire = $expire,
+                                                                    strict = $strict,
+                                                                    backend = $backend,
+                                                                    dependency = [$dep],
+                                                                    cache_key_prefix = $prefix
+                                                                )]
         fn $name(a: u32) -> u32 {
             RUNS.fetch_add(1, SeqCst);
             base(a) * 2

@@ -66,7 +66,7 @@ fn pickle_round_trips_what_json_cannot() {
     assert_eq!(shapes(3), first);
     assert_eq!(SHAPES_RUNS.load(SeqCst), 1);
     let stored: Vec<u8> = server().raw().get(&keys_of("shapes", "k")[0]).unwrap();
-    assert!(stored.starts_with(b"MP1"));
+    assert!(stored.starts_with(b"MP2"));
 }
 
 static LIMITED_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -169,6 +169,58 @@ fn a_corrupt_value_is_recomputed_overwritten_and_counted() {
     assert_eq!(repaired, good, "the value was overwritten");
     assert_eq!(fragile(4), vec![4; 3]);
     assert_eq!(CORRUPT_RUNS.load(SeqCst), 4);
+}
+
+/// Build 1 of a program's value type.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct StatsV1 {
+    hits: u64,
+    misses: u64,
+    cents: u64,
+}
+
+/// Build 2: the fields reordered, and `cents` changed from `u64` to `i64`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct StatsV2 {
+    cents: i64,
+    misses: u64,
+    hits: u64,
+}
+
+#[pickle_cache]
+fn stats_v1(id: u32) -> StatsV1 {
+    StatsV1 { hits: 3, misses: 10, cents: u64::from(id) * 500 }
+}
+
+static V2_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[pickle_cache]
+fn stats_v2(id: u32) -> StatsV2 {
+    V2_RUNS.fetch_add(1, SeqCst);
+    StatsV2 { cents: i64::from(id) * 500, misses: 10, hits: 3 }
+}
+
+/// Regression: pickle matched fields by position, so build 2 (fields reordered,
+/// `u64` -> `i64`) read build 1's value as `misses: 3, hits: 10` and 500 cents as 250,
+/// with no error counted. The bytes of build 1 planted under build 2's key now decode
+/// to the same value, or are a miss.
+#[test]
+fn pickle_value_written_by_an_older_type_is_never_read_as_a_different_value() {
+    server();
+    stats_v1(1);
+    stats_v2(1);
+    let mut raw = server().raw();
+    let old: Vec<u8> = raw.get(keys_of("stats_v1", "k").remove(0)).unwrap();
+    let _: () = raw.set(keys_of("stats_v2", "k").remove(0), old).unwrap();
+    assert_eq!(stats_v2(1), StatsV2 { cents: 500, misses: 10, hits: 3 });
+    // Bytes of the old encoding (postcard, `MP1`) are a miss, never a value.
+    let mut legacy = b"MP1".to_vec();
+    legacy.extend_from_slice(&[0; 8]);
+    let _: () = raw.set(keys_of("stats_v2", "k").remove(0), legacy).unwrap();
+    let runs = V2_RUNS.load(SeqCst);
+    assert_eq!(stats_v2(1), StatsV2 { cents: 500, misses: 10, hits: 3 });
+    assert_eq!(V2_RUNS.load(SeqCst), runs + 1, "recomputed");
+    assert_eq!(stats_v2::cache_stats().errors, 1, "the undecodable value is counted");
 }
 
 static SLOW_SOURCE: AtomicUsize = AtomicUsize::new(1);

@@ -36,7 +36,7 @@ use namespace::{glob_escape, segment, selected, Namespace};
 
 /// Values in Redis as JSON.
 pub type Json<K, V> = RedisStore<K, V, JsonCodec>;
-/// Values in Redis as postcard (the Rust counterpart of Python's pickle, with no code
+/// Values in Redis as self-describing MessagePack (the Rust counterpart of Python's pickle, with no code
 /// run on decode).
 pub type Pickle<K, V> = RedisStore<K, V, PickleCodec>;
 
