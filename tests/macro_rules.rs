@@ -12,16 +12,10 @@ fn base(a: u32) -> u32 {
     a
 }
 
+#[rustfmt::skip] // rustfmt re-indents an attribute inside a macro body on every run
 macro_rules! cached {
     ($name:ident, $cap:literal, $expire:expr, $strict:literal, $backend:literal, $dep:path, $prefix:literal) => {
-        #[cache(
-                                                                    limit = $cap,
-                                                                    expire = $expire,
-                                                                    strict = $strict,
-                                                                    backend = $backend,
-                                                                    dependency = [$dep],
-                                                                    cache_key_prefix = $prefix
-                                                                )]
+        #[cache(limit = $cap, expire = $expire, strict = $strict, backend = $backend, dependency = [$dep], cache_key_prefix = $prefix)]
         fn $name(a: u32) -> u32 {
             RUNS.fetch_add(1, SeqCst);
             base(a) * 2

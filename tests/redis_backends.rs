@@ -372,3 +372,34 @@ fn the_limit_holds_with_20_writers_across_2_processes() {
     assert_eq!(raw.zcard::<_, usize>(&keys_of("contended", "i")[0]).unwrap(), 10);
     assert_eq!(keys_of("contended", "k").len(), 10, "no entry outlived its eviction");
 }
+
+static GEN_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[json_cache]
+fn generation_victim(i: u32) -> u32 {
+    GEN_RUNS.fetch_add(1, SeqCst);
+    i
+}
+
+/// Regression: garbage in a function's generation key made every clear of it fail
+/// ("value is not an integer") until fixed by hand. It is now reset.
+#[test]
+fn garbage_in_the_generation_key_is_a_reset_not_a_failed_clear() {
+    server();
+    generation_victim(1);
+    generation_victim(2);
+    let mut raw = server().raw();
+    let generation = keys_of("generation_victim", "g");
+    assert_eq!(generation.len(), 0, "no clear yet, no counter");
+    assert_eq!(generation_victim::cache_clear().unwrap(), 2);
+    let generation = keys_of("generation_victim", "g").remove(0);
+    let _: () = raw.set(&generation, "garbage").unwrap();
+    generation_victim(3);
+    assert_eq!(generation_victim::cache_clear().unwrap(), 1, "the clear succeeds (it used to fail)");
+    let reset: String = raw.get(&generation).unwrap();
+    assert!(reset.parse::<i64>().is_ok(), "reset to a number: {reset}");
+    generation_victim(3);
+    generation_victim(3);
+    assert_eq!(GEN_RUNS.load(SeqCst), 4, "caching works again after the reset");
+    assert_eq!(generation_victim::cache_clear().unwrap(), 1);
+}

@@ -61,6 +61,14 @@ async fn redis_faults_never_produce_wrong_values() {
     square(999);
     assert_eq!(flush_all().unwrap(), 1);
     assert!(server().keys("memo:*:k:*").is_empty());
+    // Regression: generation counters were never removed, even by flush_all. They now
+    // expire (after an hour, so that fills in flight stay refused until then).
+    let generations = server().keys("memo:*:g");
+    assert!(!generations.is_empty(), "the clears above left counters");
+    for generation in generations {
+        let ttl: i64 = redis::cmd("PTTL").arg(&generation).query(&mut raw).unwrap();
+        assert!(ttl > 0, "{generation} expires: {ttl}");
+    }
     for foreign in ["other:key", "memorable", "memo"] {
         assert!(raw.exists::<_, bool>(foreign).unwrap(), "{foreign} survives flush_all");
     }

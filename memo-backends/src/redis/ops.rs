@@ -45,7 +45,7 @@ pub(crate) async fn write(io: &mut impl Io, ns: &Namespace, w: &Write<'_>) -> Re
 /// index is then renamed aside and drained: fills that land meanwhile start a fresh
 /// index, and the drain ends even under a steady stream of writes.
 pub(crate) async fn clear(io: &mut impl Io, ns: &Namespace) -> RedisResult<usize> {
-    let _: i64 = io.query(cmd("INCR").arg(ns.generation())).await?;
+    advance_generation(io, ns).await?;
     let draining = format!("{}:draining:{}", ns.index(), unique());
     let renamed: RedisResult<()> = io.query(cmd("RENAME").arg(ns.index()).arg(&draining)).await;
     if let Err(e) = renamed {
@@ -73,7 +73,7 @@ pub(crate) async fn clear_matching(
     ns: &Namespace,
     wanted: &[String],
 ) -> RedisResult<usize> {
-    let _: i64 = io.query(cmd("INCR").arg(ns.generation())).await?;
+    advance_generation(io, ns).await?;
     let index = ns.index();
     let mut cursor: u64 = 0;
     let mut removed = 0;
@@ -95,17 +95,43 @@ pub(crate) async fn clear_matching(
     Ok(removed)
 }
 
+/// How long `flush_all` keeps a generation counter: long enough that no fill started
+/// before the flush is still running, after which the counter stops taking space.
+const GENERATION_AFTER_FLUSH_MS: u64 = 3_600_000;
+
+/// Advances the namespace's clear generation, so that no fill started before can store.
+/// A counter that holds something other than a number (written by hand, or by another
+/// program) is reset to a value no fill can have read: the time in nanoseconds.
+async fn advance_generation(io: &mut impl Io, ns: &Namespace) -> RedisResult<()> {
+    let advanced: RedisResult<i64> = io.query(cmd("INCR").arg(ns.generation())).await;
+    match advanced {
+        Err(e) if e.to_string().contains("not an integer") => {
+            let fresh = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX / 2));
+            tracing::warn!(key = ns.generation(), "memo-alchemy: a clear generation held no number; reset");
+            io.query(cmd("SET").arg(ns.generation()).arg(fresh)).await
+        }
+        other => other.map(drop),
+    }
+}
+
 /// Removes the entries, indexes and draining leftovers under `pattern` (an escaped
-/// prefix glob), keeping the generation counters so that in-flight fills of this
-/// program stay refused. Returns the entries removed.
+/// prefix glob). Generation counters are not deleted, which would let an in-flight
+/// fill of this program store again, but expire an hour later. Returns the entries
+/// removed.
 pub(crate) async fn sweep(io: &mut impl Io, pattern: &str) -> RedisResult<usize> {
     let mut cursor: u64 = 0;
     let mut removed = 0;
     loop {
         let (next, keys): (u64, Vec<String>) =
             io.query(cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(BATCH)).await?;
-        let (entries, others): (Vec<String>, Vec<String>) =
-            keys.into_iter().filter(|k| !k.ends_with(":g")).partition(|k| k.contains(":k:"));
+        let (generations, keys): (Vec<String>, Vec<String>) =
+            keys.into_iter().partition(|k| k.ends_with(":g"));
+        for generation in &generations {
+            let _: i64 = io.query(cmd("PEXPIRE").arg(generation).arg(GENERATION_AFTER_FLUSH_MS)).await?;
+        }
+        let (entries, others): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| k.contains(":k:"));
         if !entries.is_empty() {
             removed += unlink(io, &entries).await?;
         }
