@@ -26,9 +26,9 @@
 pub mod __private;
 
 pub use memo_core::{
-    flush_all, registry, Backend, CacheControl, CacheStats, CachedFunction, Config, ConfigBuilder, Error,
-    Fill, FunctionCache, FunctionCacheDependency, KeyRef, Lookup, Policy, RedisUrl, Selector, StoreStats,
-    StrictKeys,
+    flush_all, flush_all_async, registry, Backend, CacheControl, CacheStats, CachedFunction, Config,
+    ConfigBuilder, Error, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Lookup, Policy, RedisUrl,
+    Selector, StoreStats, StrictKeys,
 };
 pub use memo_macros::{cache, cache_impl, distributed_memory_cache, json_cache, memory_cache, pickle_cache};
 
@@ -45,6 +45,15 @@ pub mod backends {
 #[cfg(feature = "redis")]
 pub fn shutdown() {
     memo_backends::redis::shutdown();
+}
+
+/// How many clears of this process wait for Redis: each clear that failed while Redis
+/// was down is retried in the background until Redis takes it, and until then no value
+/// of its function is served from Redis or `distributed_memory` in this process. A
+/// process that exits with clears pending loses them.
+#[cfg(feature = "redis")]
+pub fn pending_clears() -> usize {
+    memo_backends::redis::pending_clears()
 }
 
 #[cfg(doctest)]

@@ -93,31 +93,43 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] naming the variable and its value when one cannot be used.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
-        let mut builder = Config::builder();
-        if let Some(v) = var("MEMO_DEFAULT_LIMIT") {
-            builder.default_limit = parse_int("MEMO_DEFAULT_LIMIT", &v)?;
+        let (builder, mut rejected) = ConfigBuilder::from_vars(&var);
+        match rejected.is_empty() {
+            true => builder.build_named(Names::ENV),
+            false => Err(rejected.swap_remove(0)),
         }
-        if let Some(v) = var("MEMO_DEFAULT_EXPIRE") {
-            builder.default_expire = parse_int("MEMO_DEFAULT_EXPIRE", &v)?;
+    }
+
+    /// Like [`from_vars`](Config::from_vars), but a variable that cannot be used is
+    /// left at its default instead of failing the whole configuration: returns the
+    /// configuration of every usable variable, and an error for each other one.
+    ///
+    /// ```
+    /// use memo_core::{Config, DEFAULT_LIMIT};
+    ///
+    /// let (config, rejected) = Config::from_vars_keeping_valid(|name| match name {
+    ///     "MEMO_DEFAULT_LIMIT" => Some("abc".to_owned()),
+    ///     "MEMO_KEY_PREFIX" => Some("cfg".to_owned()),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(config.key_prefix(), "cfg");
+    /// assert_eq!(config.default_limit(), DEFAULT_LIMIT);
+    /// assert!(rejected[0].to_string().contains("MEMO_DEFAULT_LIMIT"));
+    /// ```
+    pub fn from_vars_keeping_valid(var: impl Fn(&str) -> Option<String>) -> (Config, Vec<Error>) {
+        let (mut builder, mut rejected) = ConfigBuilder::from_vars(&var);
+        loop {
+            match builder.clone().build_named(Names::ENV) {
+                Ok(config) => return (config, rejected),
+                Err(err) => {
+                    let reset = matches!(&err, Error::Config { setting, .. } if builder.reset(setting));
+                    rejected.push(err);
+                    if !reset {
+                        return (Config::default(), rejected);
+                    }
+                }
+            }
         }
-        if let Some(v) = var("MEMO_KEY_PREFIX") {
-            builder.key_prefix = v;
-        }
-        if let Some(v) = var("MEMO_REDIS_URL") {
-            builder.redis_url = v;
-        }
-        if let Some(v) = var("MEMO_REDIS_TIMEOUT_MS") {
-            builder.redis_timeout = Duration::from_millis(parse_positive("MEMO_REDIS_TIMEOUT_MS", &v)?);
-        }
-        if let Some(v) = var("MEMO_REDIS_BREAKER_FAILURES") {
-            let n = parse_positive("MEMO_REDIS_BREAKER_FAILURES", &v)?;
-            builder.breaker_failures = u32::try_from(n).unwrap_or(u32::MAX);
-        }
-        if let Some(v) = var("MEMO_REDIS_BREAKER_COOLDOWN_MS") {
-            builder.breaker_cooldown =
-                Duration::from_millis(parse_positive("MEMO_REDIS_BREAKER_COOLDOWN_MS", &v)?);
-        }
-        builder.build_named(Names::ENV)
     }
 
     /// Makes this the process-wide configuration.
@@ -129,14 +141,21 @@ impl Config {
         INSTALLED.set(self).map_err(|_| Error::AlreadyInstalled)
     }
 
-    /// The configuration in force: the installed one, else the environment's, else
-    /// the defaults (a bad variable is logged and the defaults are used).
+    /// The configuration in force: the installed one, else the environment's.
+    ///
+    /// A `MEMO_*` variable that cannot be used keeps its default while every other
+    /// variable still applies, and is reported on standard error and in the log
+    /// (`ERROR`), so that a typo cannot silently send traffic elsewhere.
     pub fn global() -> &'static Config {
         INSTALLED.get_or_init(|| {
-            Config::from_env().unwrap_or_else(|err| {
-                tracing::error!(%err, "memo-alchemy: ignoring the MEMO_* environment");
-                Config::default()
-            })
+            let (config, rejected) = Config::from_vars_keeping_valid(|name| std::env::var(name).ok());
+            for err in rejected {
+                tracing::error!(%err, "memo-alchemy: this MEMO_* variable keeps its default");
+                eprintln!(
+                    "memo-alchemy: {err}; this variable keeps its default, the other MEMO_* variables apply"
+                );
+            }
+            config
         })
     }
 
@@ -235,6 +254,66 @@ impl Names {
 }
 
 impl ConfigBuilder {
+    /// The builder of the `MEMO_*` variables that parse, and an error for each other one.
+    fn from_vars(var: &impl Fn(&str) -> Option<String>) -> (ConfigBuilder, Vec<Error>) {
+        let mut builder = Config::builder();
+        let mut rejected = Vec::new();
+        let mut keep = |result: Result<(), Error>| {
+            if let Err(err) = result {
+                rejected.push(err);
+            }
+        };
+        if let Some(v) = var("MEMO_DEFAULT_LIMIT") {
+            keep(parse_int("MEMO_DEFAULT_LIMIT", &v).map(|n| builder.default_limit = n));
+        }
+        if let Some(v) = var("MEMO_DEFAULT_EXPIRE") {
+            keep(parse_int("MEMO_DEFAULT_EXPIRE", &v).map(|n| builder.default_expire = n));
+        }
+        if let Some(v) = var("MEMO_KEY_PREFIX") {
+            builder.key_prefix = v;
+        }
+        if let Some(v) = var("MEMO_REDIS_URL") {
+            builder.redis_url = v;
+        }
+        if let Some(v) = var("MEMO_REDIS_TIMEOUT_MS") {
+            keep(
+                parse_positive("MEMO_REDIS_TIMEOUT_MS", &v)
+                    .map(|n| builder.redis_timeout = Duration::from_millis(n)),
+            );
+        }
+        if let Some(v) = var("MEMO_REDIS_BREAKER_FAILURES") {
+            keep(
+                parse_positive("MEMO_REDIS_BREAKER_FAILURES", &v)
+                    .map(|n| builder.breaker_failures = u32::try_from(n).unwrap_or(u32::MAX)),
+            );
+        }
+        if let Some(v) = var("MEMO_REDIS_BREAKER_COOLDOWN_MS") {
+            keep(
+                parse_positive("MEMO_REDIS_BREAKER_COOLDOWN_MS", &v)
+                    .map(|n| builder.breaker_cooldown = Duration::from_millis(n)),
+            );
+        }
+        (builder, rejected)
+    }
+
+    /// Puts the setting named `setting` (a builder or environment name) back to its
+    /// default; `false` if it names none.
+    fn reset(&mut self, setting: &str) -> bool {
+        let default = ConfigBuilder::default();
+        [Names::BUILDER, Names::ENV].iter().any(|names| {
+            match setting {
+                s if s == names.limit => self.default_limit = default.default_limit,
+                s if s == names.expire => self.default_expire = default.default_expire,
+                s if s == names.prefix => self.key_prefix.clone_from(&default.key_prefix),
+                s if s == names.redis_url => self.redis_url.clone_from(&default.redis_url),
+                s if s == names.redis_timeout => self.redis_timeout = default.redis_timeout,
+                s if s == names.breaker_failures => self.breaker_failures = default.breaker_failures,
+                _ => return false,
+            }
+            true
+        })
+    }
+
     /// Most live entries per function when the attribute sets no `limit`.
     pub fn default_limit(mut self, limit: i64) -> Self {
         self.default_limit = limit;
@@ -383,25 +462,69 @@ impl RedisUrl {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// `text` (an error message, say) with every secret of this URL masked.
+    ///
+    /// ```
+    /// use memo_core::RedisUrl;
+    ///
+    /// let url = RedisUrl::new("unix:///run/redis.sock?db=1&pass=s3cret");
+    /// assert_eq!(url.redact("cannot connect (pass s3cret)"), "cannot connect (pass ***)");
+    /// ```
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.replace(&self.0, &self.to_string());
+        for (start, end) in self.secrets() {
+            let secret = &self.0[start..end];
+            if !secret.is_empty() {
+                text = text.replace(secret, "***");
+            }
+        }
+        text
+    }
+
+    /// The byte ranges of the secrets in the URL: the password of the user info (all
+    /// of the user info when it has no `:`), and the values of `pass` and `password`
+    /// query parameters.
+    ///
+    /// The user info runs to the last `@`, not to the first `/`: a password may hold
+    /// a `/`, and masking too much is the safe mistake.
+    fn secrets(&self) -> Vec<(usize, usize)> {
+        let url = &self.0;
+        let mut secrets = Vec::new();
+        let authority = url.find("://").map_or(0, |i| i + 3);
+        if let Some(at) = url.rfind('@').filter(|&at| at >= authority) {
+            let password = url[authority..at].find(':').map_or(authority, |colon| authority + colon + 1);
+            secrets.push((password, at));
+        }
+        if let Some(query) = url.find('?') {
+            let mut offset = query + 1;
+            for pair in url[query + 1..].split('&') {
+                if let Some((name, _)) = pair.split_once('=') {
+                    if name.eq_ignore_ascii_case("pass") || name.eq_ignore_ascii_case("password") {
+                        secrets.push((offset + name.len() + 1, offset + pair.len()));
+                    }
+                }
+                offset += pair.len() + 1;
+            }
+        }
+        secrets
+    }
 }
 
 impl fmt::Display for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = &self.0;
-        let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-            return f.write_str(url);
-        };
-        let rest = &url[scheme_end..];
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        match rest[..authority_end].rfind('@') {
-            None => f.write_str(url),
-            Some(at) => {
-                let userinfo = &rest[..at];
-                let user = userinfo.split(':').next().unwrap_or("");
-                let masked = if userinfo.contains(':') { format!("{user}:***") } else { "***".to_owned() };
-                write!(f, "{}{masked}{}", &url[..scheme_end], &rest[at..])
+        let mut secrets = self.secrets();
+        secrets.sort_unstable();
+        let mut shown = 0;
+        for (start, end) in secrets {
+            if start < shown {
+                continue;
             }
+            f.write_str(&self.0[shown..start])?;
+            f.write_str("***")?;
+            shown = end;
         }
+        f.write_str(&self.0[shown..])
     }
 }
 

@@ -29,10 +29,13 @@ pub struct ColdClear {
 inventory::collect!(ColdClear);
 
 /// Removes a backend's leftover entries under the configured prefix, for
-/// [`flush_all`]. Returns the entries removed.
+/// [`flush_all`] and [`flush_all_async`]. Returns the entries removed.
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct Sweep(pub fn() -> Result<usize, Error>);
+pub struct Sweep {
+    pub sweep: fn() -> Result<usize, Error>,
+    pub sweep_async: fn() -> crate::BoxFuture<'static, Result<usize, Error>>,
+}
 
 inventory::collect!(Sweep);
 
@@ -216,29 +219,37 @@ fn cascade(root: &'static CachedFunction, selector: Option<&Selector>) -> Result
     first_error.map_or(Ok(removed), Err)
 }
 
+/// [`clear_one`] for `async` callers.
+async fn clear_one_async(f: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
+    let controls = f.controls();
+    if controls.is_empty() {
+        // Never opened here: the backend's blocking cold clear (rare).
+        return clear_one(f, selector);
+    }
+    let mut removed = 0;
+    let mut first_error = None;
+    for control in controls {
+        let result = match selector {
+            Some(s) => control.clear_own_by_async(s).await,
+            None => control.clear_own_async().await,
+        };
+        match result {
+            Ok(n) => removed += n,
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    first_error.map_or(Ok(removed), Err)
+}
+
 /// [`cascade`] for `async` callers.
 async fn cascade_async(root: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
     let mut removed = 0;
     let mut first_error = None;
     for (f, step) in plan(root, selector) {
         let scope = if step == Step::Matching { selector } else { None };
-        let controls = f.controls();
-        if controls.is_empty() {
-            // Never opened here: the backend's blocking cold clear (rare).
-            match clear_one(f, scope) {
-                Ok(n) => removed += n,
-                Err(e) => first_error = first_error.or(Some(e)),
-            }
-        }
-        for control in controls {
-            let result = match scope {
-                Some(s) => control.clear_own_by_async(s).await,
-                None => control.clear_own_async().await,
-            };
-            match result {
-                Ok(n) => removed += n,
-                Err(e) => first_error = first_error.or(Some(e)),
-            }
+        match clear_one_async(f, scope).await {
+            Ok(n) => removed += n,
+            Err(e) => first_error = first_error.or(Some(e)),
         }
     }
     first_error.map_or(Ok(removed), Err)
@@ -291,11 +302,31 @@ impl CachedFunction {
 /// # Errors
 /// The first store that could not be cleared; the others are still cleared.
 pub fn flush_all() -> Result<usize, Error> {
-    let mut removed = 0;
-    let mut first_error = None;
     let results = registry()
         .map(|f| clear_one(f, None))
-        .chain(inventory::iter::<Sweep>.into_iter().map(|sweep| (sweep.0)()));
+        .chain(inventory::iter::<Sweep>.into_iter().map(|sweep| (sweep.sweep)()));
+    total(results)
+}
+
+/// [`flush_all`] for `async` callers.
+///
+/// # Errors
+/// As for [`flush_all`].
+pub async fn flush_all_async() -> Result<usize, Error> {
+    let mut results = Vec::new();
+    for f in registry() {
+        results.push(clear_one_async(f, None).await);
+    }
+    for sweep in inventory::iter::<Sweep> {
+        results.push((sweep.sweep_async)().await);
+    }
+    total(results)
+}
+
+/// The entries removed in all, or the first error.
+fn total(results: impl IntoIterator<Item = Result<usize, Error>>) -> Result<usize, Error> {
+    let mut removed = 0;
+    let mut first_error = None;
     for result in results {
         match result {
             Ok(n) => removed += n,

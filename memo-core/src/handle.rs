@@ -115,8 +115,7 @@ where
 
     #[cold]
     fn failed(&self, err: &Error) -> Lookup<V, Miss<K, B::Ticket>> {
-        self.counters.error();
-        tracing::warn!(function = self.function.path(), %err, "memo-alchemy: computing directly");
+        self.report(err);
         self.uncached()
     }
 
@@ -247,9 +246,12 @@ where
         M::join(value)
     }
 
+    /// Counts a store failure. The store logs its own outages, once when it goes down
+    /// and at most once a second after (see [`Health`](crate::Health)): one line per
+    /// failed call would flood the log while Redis is down.
     fn report(&self, err: &Error) {
         self.counters.error();
-        tracing::warn!(function = self.function.path(), %err, "memo-alchemy: store failed");
+        tracing::debug!(function = self.function.path(), %err, "memo-alchemy: computing directly");
     }
 
     /// Clears this function, then everything downstream of it.

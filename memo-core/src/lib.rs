@@ -12,6 +12,7 @@ mod flight;
 mod function;
 mod graph;
 mod handle;
+mod health;
 mod key;
 mod mode;
 mod stats;
@@ -25,8 +26,11 @@ pub use config::{
 pub use error::Error;
 pub use flight::{Flight, Flights, Leader, Outcome, Role, WaitFuture};
 pub use function::{CacheControl, CachedFunction, Decl};
-pub use graph::{flush_all, plan, registry, ColdClear, FunctionCacheDependency, Registration, Step, Sweep};
+pub use graph::{
+    flush_all, flush_all_async, plan, registry, ColdClear, FunctionCacheDependency, Registration, Step, Sweep,
+};
 pub use handle::{FunctionCache, Miss};
+pub use health::Health;
 pub use key::{encode_value, Field, KeyRef, OwnedKey, Selector, StrictArgs, StrictKeys};
 pub use mode::{Fallible, Mode, Plain};
 pub use stats::{thread_slot, CacheStats, Counters, Stripes};

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use parking_lot::Mutex;
 
 /// A snapshot of one cached function's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct CacheStats {
     /// Calls served from the cache.

@@ -1,8 +1,14 @@
 //! The invalidation bus of `distributed_memory`: one subscriber thread per process
 //! on one Redis channel, and the publishing side of clears.
 //!
-//! A message names a function's namespace and what to remove: `F|origin|ns` for
-//! everything, `P|origin|segments|ns` for the entries with those `name=hex` segments.
+//! A message names a function's namespace and what to remove: everything (`F`), or the
+//! entries with every one of some `name=hex` segments (`P`). Its fields are framed by
+//! length (see [`frame`]), so no character of a key prefix or a namespace can be
+//! mistaken for a separator.
+//!
+//! A frozen server (`SIGSTOP`) closes no connection: the subscriber pings it when the
+//! channel has been quiet for [`HEARTBEAT`], and counts a ping without an answer
+//! within the configured timeout as a lost subscription.
 //!
 //! The subscriber publishes its health as an epoch: 0 while it is not subscribed, and
 //! a new number after each successful (re)subscription. A store serves local values
@@ -15,10 +21,8 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use memo_core::Config;
+use memo_core::{Config, Health, RedisUrl};
 use parking_lot::{Mutex, RwLock};
-
-use super::conn::Redis;
 
 /// What a process does with an invalidation for one of its functions.
 pub(crate) trait Listener: Send + Sync {
@@ -37,7 +41,12 @@ pub(crate) struct Bus {
     stop: AtomicBool,
     listeners: RwLock<HashMap<String, Vec<Arc<dyn Listener>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    url: String,
+    /// Whether the subscriber has tried to subscribe at least once: before that, an
+    /// unsubscribed bus is starting, not failing.
+    tried: AtomicBool,
+    url: RedisUrl,
+    timeout: Duration,
+    health: Health,
 }
 
 impl std::fmt::Debug for Bus {
@@ -53,6 +62,9 @@ static BUS: OnceLock<Bus> = OnceLock::new();
 
 /// How long the subscriber blocks on a read before it looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
+
+/// How long the channel may stay quiet before the subscriber pings the server.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(500);
 
 impl Bus {
     /// The bus, with its subscriber thread started on first use.
@@ -73,7 +85,10 @@ impl Bus {
                 stop: AtomicBool::new(false),
                 listeners: RwLock::new(HashMap::new()),
                 thread: Mutex::new(None),
-                url: config.redis_url().expose().to_owned(),
+                tried: AtomicBool::new(false),
+                url: config.redis_url().clone(),
+                timeout: config.redis_timeout(),
+                health: Health::new(format!("invalidation subscription at {}", config.redis_url())),
             }
         });
         if started {
@@ -96,12 +111,23 @@ impl Bus {
         self.listeners.write().entry(ns.to_owned()).or_default().push(listener);
     }
 
+    /// Whether the bus has been unsubscribed since its first attempt: an outage, as
+    /// opposed to the moments before the first subscription.
+    pub(crate) fn is_down(&self) -> bool {
+        self.epoch() == 0 && self.tried.load(SeqCst)
+    }
+
     /// Tells every process to drop `ns`'s entries (all, or those with `segments`).
     pub(crate) fn message(&self, ns: &str, segments: Option<&[String]>) -> String {
-        match segments {
-            None => format!("F|{}|{ns}", self.origin),
-            Some(segments) => format!("P|{}|{}|{ns}", self.origin, segments.join(":")),
-        }
+        let mut fields = vec![self.origin.as_str(), ns];
+        let kind = match segments {
+            None => 'F',
+            Some(segments) => {
+                fields.extend(segments.iter().map(String::as_str));
+                'P'
+            }
+        };
+        frame(kind, &fields)
     }
 
     pub(crate) fn channel(&self) -> &str {
@@ -121,12 +147,13 @@ impl Bus {
     fn run(&self) {
         let mut backoff = Duration::from_millis(10);
         while !self.stop.load(SeqCst) {
-            match self.subscribe_and_listen() {
+            let result = self.subscribe_and_listen();
+            self.epoch.store(0, SeqCst);
+            self.tried.store(true, SeqCst);
+            match result {
                 Ok(()) => return,
-                Err(err) => {
-                    self.epoch.store(0, SeqCst);
-                    tracing::warn!(error = %err, "memo-alchemy: invalidation subscription lost; local values are not served until it is back");
-                }
+                // Logged once when lost, at most once a second after, once when back.
+                Err(err) => self.health.failed(&self.url.redact(&err.to_string())),
             }
             thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_millis(500));
@@ -136,60 +163,89 @@ impl Bus {
     /// Subscribes, raises the epoch, then handles messages until an error or the stop
     /// flag.
     fn subscribe_and_listen(&self) -> redis::RedisResult<()> {
-        let client = redis::Client::open(self.url.as_str())?;
-        let mut conn = client.get_connection_with_timeout(Duration::from_secs(1))?;
-        conn.set_read_timeout(Some(POLL))?;
+        let client = redis::Client::open(self.url.expose())?;
+        let mut conn = client.get_connection_with_timeout(self.timeout.max(Duration::from_secs(1)))?;
+        conn.set_read_timeout(Some(self.timeout))?;
         let mut pubsub = conn.as_pubsub();
         pubsub.subscribe(&self.channel)?;
+        pubsub.set_read_timeout(Some(POLL))?;
         // Subscribed: every clear from now on reaches us. Values filled before are
         // from another epoch and will not be served.
         self.epoch.store(self.next_epoch.fetch_add(1, SeqCst), SeqCst);
+        self.health.succeeded();
+        let mut quiet = Duration::ZERO;
         loop {
             if self.stop.load(SeqCst) {
-                self.epoch.store(0, SeqCst);
                 return Ok(());
             }
             match pubsub.get_message() {
                 Ok(msg) => {
+                    quiet = Duration::ZERO;
                     let payload: String = msg.get_payload()?;
                     self.deliver(&payload);
                 }
-                Err(e) if e.is_timeout() => {}
+                Err(e) if e.is_timeout() => {
+                    quiet += POLL;
+                    if quiet >= HEARTBEAT {
+                        // A frozen server answers nothing and closes nothing: ask it.
+                        pubsub.set_read_timeout(Some(self.timeout))?;
+                        let _pong: redis::Value = pubsub.ping()?;
+                        pubsub.set_read_timeout(Some(POLL))?;
+                        quiet = Duration::ZERO;
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
     }
 
     fn deliver(&self, payload: &str) {
-        let mut parts = payload.splitn(4, '|');
-        let (Some(kind), Some(origin)) = (parts.next(), parts.next()) else { return };
-        if origin == self.origin {
+        let Some((kind, fields)) = unframe(payload) else { return };
+        let [origin, ns, segments @ ..] = &fields[..] else { return };
+        if *origin == self.origin {
             return; // Our own clear, already applied locally.
         }
-        let (segments, ns) = match kind {
-            "F" => (None, parts.next()),
-            "P" => (parts.next(), parts.next()),
-            _ => return,
-        };
-        let Some(ns) = ns else { return };
         let listeners = self.listeners.read();
-        for listener in listeners.get(ns).into_iter().flatten() {
-            match segments {
-                None => listener.invalidate_all(),
-                Some(s) => listener.invalidate_matching(&s.split(':').collect::<Vec<_>>()),
+        for listener in listeners.get(*ns).into_iter().flatten() {
+            match kind {
+                'F' => listener.invalidate_all(),
+                'P' => listener.invalidate_matching(segments),
+                _ => {}
             }
         }
     }
 }
 
-fn now_nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+/// A message: its kind, then each field as `<length in bytes>:<field>`, so that a field
+/// may hold any character.
+fn frame(kind: char, fields: &[&str]) -> String {
+    let mut message = String::from(kind);
+    for field in fields {
+        message.push_str(&field.len().to_string());
+        message.push(':');
+        message.push_str(field);
+    }
+    message
 }
 
-/// Publishes an invalidation through `redis` (blocking).
-pub(crate) fn publish(redis: &Redis, bus: &Bus, ns: &str, segments: Option<&[String]>) -> Result<(), String> {
-    let message = bus.message(ns, segments);
-    redis.run(|io| super::conn::block(super::ops::publish(io, bus.channel(), &message)))
+/// The kind and fields of a [`frame`]d message; `None` for anything else (a message of
+/// another version is ignored).
+fn unframe(message: &str) -> Option<(char, Vec<&str>)> {
+    let mut chars = message.chars();
+    let kind = chars.next()?;
+    let mut rest = chars.as_str();
+    let mut fields = Vec::new();
+    while !rest.is_empty() {
+        let (length, tail) = rest.split_once(':')?;
+        let length: usize = length.parse().ok()?;
+        fields.push(tail.get(..length)?);
+        rest = tail.get(length..)?;
+    }
+    Some((kind, fields))
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
 
 /// Stops this process's invalidation subscriber, if one runs: call it before exit for
@@ -197,5 +253,25 @@ pub(crate) fn publish(redis: &Redis, bus: &Bus, ns: &str, segments: Option<&[Str
 pub fn shutdown() {
     if let Some(bus) = BUS.get() {
         bus.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{frame, unframe};
+
+    #[test]
+    fn fields_with_separators_survive_framing() {
+        let fields = ["12-ab", "a|b:c 3:x", "", "id=0a", "é|"];
+        let message = frame('P', &fields);
+        assert_eq!(unframe(&message), Some(('P', fields.to_vec())));
+    }
+
+    #[test]
+    fn truncated_or_foreign_messages_are_ignored() {
+        let message = frame('F', &["origin", "ns"]);
+        assert_eq!(unframe(&message[..message.len() - 1]), None);
+        assert_eq!(unframe("F|origin|ns"), None);
+        assert_eq!(unframe(""), None);
     }
 }

@@ -17,7 +17,7 @@ use std::sync::{LazyLock, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use memo_core::{now_ms, Config, Error};
+use memo_core::{now_ms, Config, Error, Health, RedisUrl};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, RedisResult, ScriptInvocation};
@@ -71,12 +71,14 @@ pub(crate) fn block<T>(future: impl Future<Output = RedisResult<T>>) -> RedisRes
 /// The process's Redis client.
 pub(crate) struct Redis {
     client: Result<redis::Client, String>,
-    url_shown: String,
+    url: RedisUrl,
     timeout: Duration,
     pool: Mutex<Vec<redis::Connection>>,
-    manager: tokio::sync::OnceCell<ConnectionManager>,
+    /// The async connection; dropped after a failure, so that the next call (the
+    /// breaker's probe, say) connects afresh instead of reusing a broken one.
+    manager: Mutex<Option<ConnectionManager>>,
     breaker: Breaker,
-    last_log_ms: AtomicU64,
+    health: Health,
 }
 
 /// The library's own runtime for the async connection.
@@ -99,29 +101,40 @@ impl Redis {
     }
 
     fn new(config: &Config) -> Redis {
+        let url = config.redis_url().clone();
         Redis {
-            client: redis::Client::open(config.redis_url().expose()).map_err(|e| e.to_string()),
-            url_shown: config.redis_url().to_string(),
+            client: redis::Client::open(url.expose()).map_err(|e| url.redact(&e.to_string())),
+            health: Health::new(format!("Redis at {url}")),
+            url,
             timeout: config.redis_timeout(),
             pool: Mutex::new(Vec::new()),
-            manager: tokio::sync::OnceCell::new(),
+            manager: Mutex::new(None),
             breaker: Breaker {
                 failures: AtomicU32::new(0),
                 open_until_ms: AtomicU64::new(0),
                 threshold: config.breaker_failures(),
                 cooldown_ms: u64::try_from(config.breaker_cooldown().as_millis()).unwrap_or(u64::MAX),
             },
-            last_log_ms: AtomicU64::new(0),
         }
     }
 
     fn client(&self) -> Result<&redis::Client, String> {
-        self.client.as_ref().map_err(|e| format!("invalid Redis URL {}: {e}", self.url_shown))
+        self.client.as_ref().map_err(|e| format!("invalid Redis URL {}: {e}", self.url))
     }
 
     /// Runs `op` on a pooled blocking connection, within the timeout.
     pub(crate) fn run<T>(&self, op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>) -> Result<T, String> {
         self.breaker.admit()?;
+        let result = self.run_blocking(op);
+        self.settle(result)
+    }
+
+    /// [`run`](Redis::run), even while the breaker is open: for the background retries
+    /// of clears, which are the breaker's probes. Their success closes it.
+    pub(crate) fn run_probe<T>(
+        &self,
+        op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>,
+    ) -> Result<T, String> {
         let result = self.run_blocking(op);
         self.settle(result)
     }
@@ -158,22 +171,11 @@ impl Redis {
         F: Future<Output = RedisResult<T>> + Send + 'static,
     {
         self.breaker.admit()?;
-        let client = self.client().cloned();
-        let timeout = self.timeout;
         let task = async move {
-            let client = client?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
-                .set_number_of_retries(1);
-            let manager = self
-                .manager
-                .get_or_try_init(|| ConnectionManager::new_with_config(client, config))
-                .await
-                .map_err(|e| e.to_string())?
-                .clone();
+            let manager = self.manager().await?;
             op(manager).await.map_err(|e| e.to_string())
         };
+        let timeout = self.timeout;
         let result = match RUNTIME.spawn(tokio::time::timeout(timeout, task)).await {
             Ok(Ok(result)) => result,
             Ok(Err(_elapsed)) => Err(format!("no answer from Redis within {timeout:?}")),
@@ -182,25 +184,38 @@ impl Redis {
         self.settle(result)
     }
 
-    fn settle<T>(&self, result: Result<T, String>) -> Result<T, String> {
-        match &result {
-            Ok(_) => self.breaker.success(),
-            Err(message) => {
-                self.breaker.failure();
-                self.log(message);
-            }
+    /// The shared async connection, connecting when there is none.
+    async fn manager(&self) -> Result<ConnectionManager, String> {
+        if let Some(manager) = self.manager.lock().clone() {
+            return Ok(manager);
         }
-        result
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1);
+        let manager = ConnectionManager::new_with_config(self.client()?.clone(), config)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(self.manager.lock().get_or_insert(manager).clone())
     }
 
-    /// Logs a failure at most once a second.
-    fn log(&self, message: &str) {
-        let now = now_ms();
-        let last = self.last_log_ms.load(Relaxed);
-        if now.saturating_sub(last) >= 1000
-            && self.last_log_ms.compare_exchange(last, now, Relaxed, Relaxed).is_ok()
-        {
-            tracing::warn!(url = %self.url_shown, error = message, "memo-alchemy: Redis failed; computing directly");
+    fn settle<T>(&self, result: Result<T, String>) -> Result<T, String> {
+        match result {
+            Ok(value) => {
+                self.breaker.success();
+                self.health.succeeded();
+                Ok(value)
+            }
+            Err(message) => {
+                // Connections made before the failure may be broken too: the next call,
+                // and the breaker's probe, connect afresh.
+                self.pool.lock().clear();
+                self.manager.lock().take();
+                self.breaker.failure();
+                let message = self.url.redact(&message);
+                self.health.failed(&message);
+                Err(message)
+            }
         }
     }
 
@@ -209,15 +224,18 @@ impl Redis {
         Error::Backend {
             backend,
             function: function.to_owned(),
-            message: format!("{} ({})", message, self.url_shown),
+            message: format!("{} ({})", self.url.redact(&message), self.url),
         }
     }
 }
 
-/// Skips Redis for a cool-down after `threshold` consecutive failures; after the
-/// cool-down, calls go through again and the first failure reopens it.
+/// Skips Redis for a cool-down after `threshold` consecutive failures. When the
+/// cool-down is over, one call (the probe) goes through while the others still skip
+/// Redis: its success closes the breaker, its failure starts another cool-down. So
+/// Redis is back in use at most one cool-down after it recovers.
 struct Breaker {
     failures: AtomicU32,
+    /// 0 while closed; else when the next probe may go through.
     open_until_ms: AtomicU64,
     threshold: u32,
     cooldown_ms: u64,
@@ -226,22 +244,34 @@ struct Breaker {
 impl Breaker {
     fn admit(&self) -> Result<(), String> {
         let until = self.open_until_ms.load(Relaxed);
-        if now_ms() < until {
-            return Err(format!("circuit breaker open for {} ms more", until - now_ms()));
+        if until == 0 {
+            return Ok(());
         }
-        Ok(())
+        let now = now_ms();
+        if now < until {
+            return Err(format!("circuit breaker open for {} ms more", until - now));
+        }
+        // Cool-down over: this call probes, unless another caller claimed the probe.
+        let next = now.saturating_add(self.cooldown_ms);
+        match self.open_until_ms.compare_exchange(until, next, Relaxed, Relaxed) {
+            Ok(_) => Ok(()),
+            Err(_) => Err("circuit breaker open; another call is probing Redis".to_owned()),
+        }
     }
 
     fn success(&self) {
         if self.failures.load(Relaxed) != 0 {
             self.failures.store(0, Relaxed);
         }
+        if self.open_until_ms.load(Relaxed) != 0 {
+            self.open_until_ms.store(0, Relaxed);
+        }
     }
 
     fn failure(&self) {
         let failures = self.failures.fetch_add(1, Relaxed).saturating_add(1);
         if failures >= self.threshold {
-            self.open_until_ms.store(now_ms().saturating_add(self.cooldown_ms), Relaxed);
+            self.open_until_ms.store(now_ms().saturating_add(self.cooldown_ms).max(1), Relaxed);
         }
     }
 }

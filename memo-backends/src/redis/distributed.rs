@@ -10,9 +10,10 @@ use memo_core::{
 };
 use serde::Serialize;
 
-use super::bus::{publish, Bus, Listener};
+use super::bus::{Bus, Listener};
 use super::conn::Redis;
 use super::namespace::{selected, unhex, Namespace};
+use super::pending::{self, invalidate, invalidate_async, Target, What};
 use crate::Memory;
 
 /// Values in local memory (LRU, `limit`, `expire` as for `memory`); a clear in any
@@ -95,14 +96,8 @@ impl<K, V> DistributedMemory<K, V> {
         self.redis.error("distributed_memory", self.local.function.path(), message)
     }
 
-    /// Tells the other processes, from an `async` caller (all entries, or those with
-    /// `segments`).
-    async fn publish_async(&self, segments: Option<&[String]>) -> Result<(), Error> {
-        let (channel, message) = (self.bus.channel().to_owned(), self.bus.message(self.ns.base(), segments));
-        self.redis
-            .run_async(move |mut io| async move { super::ops::publish(&mut io, &channel, &message).await })
-            .await
-            .map_err(|m| self.fail(m))
+    fn matching(&self, resolved: &[(usize, &[u8])]) -> What {
+        What::Matching(selected(self.local.function, resolved))
     }
 }
 
@@ -132,8 +127,16 @@ where
     fn get<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Result<Lookup<V, Ticket>, Error> {
         let epoch = self.bus.epoch();
         if epoch == 0 {
-            // Unsubscribed: a clear elsewhere could go unnoticed, so serve nothing.
+            // Unsubscribed: a clear elsewhere could go unnoticed, so serve nothing. An
+            // outage is an error (counted); the first moments of the process are not.
+            if self.bus.is_down() {
+                return Err(self.fail("the invalidation subscription is down".into()));
+            }
             return Ok(Lookup::Miss(Ticket { generation: 0, epoch: 0 }));
+        }
+        if pending::blocks(&self.ns) {
+            // This process's clear has not reached the others yet.
+            return Err(self.fail("a clear of this function is waiting for Redis".into()));
         }
         if self.local.epoch.load(SeqCst) != epoch {
             // Values from before a subscription gap may have missed clears: drop them.
@@ -157,14 +160,13 @@ where
 
     fn clear(&self) -> Result<usize, Error> {
         let removed = self.local.invalidate();
-        publish(self.redis, self.bus, self.ns.base(), None).map_err(|m| self.fail(m))?;
+        invalidate(&self.ns, Target::Bus, What::All).map_err(|m| self.fail(m))?;
         Ok(removed)
     }
 
     fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error> {
         let removed = self.local.invalidate_resolved(resolved);
-        let segments = selected(self.local.function, resolved);
-        publish(self.redis, self.bus, self.ns.base(), Some(&segments)).map_err(|m| self.fail(m))?;
+        invalidate(&self.ns, Target::Bus, self.matching(resolved)).map_err(|m| self.fail(m))?;
         Ok(removed)
     }
 
@@ -174,13 +176,13 @@ where
 
     async fn clear_async(&self) -> Result<usize, Error> {
         let removed = self.local.invalidate();
-        self.publish_async(None).await?;
+        invalidate_async(&self.ns, Target::Bus, What::All).await.map_err(|m| self.fail(m))?;
         Ok(removed)
     }
 
     async fn clear_by_async<'a>(&'a self, resolved: &'a [(usize, &'a [u8])]) -> Result<usize, Error> {
         let removed = self.local.invalidate_resolved(resolved);
-        self.publish_async(Some(&selected(self.local.function, resolved))).await?;
+        invalidate_async(&self.ns, Target::Bus, self.matching(resolved)).await.map_err(|m| self.fail(m))?;
         Ok(removed)
     }
 }
@@ -191,10 +193,11 @@ pub(crate) fn cold_clear(
     selector: Option<&Selector>,
 ) -> Result<usize, Error> {
     let ns = Namespace::of(function, Config::global());
-    let redis = Redis::global();
-    let segments: Option<Vec<String>> =
-        selector.and_then(|s| function.resolve(s)).map(|resolved| selected(function, &resolved));
-    publish(redis, Bus::global(), ns.base(), segments.as_deref())
-        .map_err(|m| redis.error("distributed_memory", function.path(), m))?;
+    let what = match selector.and_then(|s| function.resolve(s)) {
+        Some(resolved) => What::Matching(selected(function, &resolved)),
+        None => What::All,
+    };
+    invalidate(&ns, Target::Bus, what)
+        .map_err(|m| Redis::global().error("distributed_memory", function.path(), m))?;
     Ok(0)
 }

@@ -15,6 +15,7 @@ mod conn;
 mod distributed;
 mod namespace;
 mod ops;
+mod pending;
 mod script;
 
 use std::hash::Hash;
@@ -33,6 +34,8 @@ pub use codec::{Codec, JsonCodec, PickleCodec};
 use conn::{block, Redis};
 pub use distributed::{DistributedMemory, Ticket};
 use namespace::{glob_escape, segment, selected, Namespace};
+pub use pending::pending as pending_clears;
+use pending::{invalidate, invalidate_async, Target, What};
 
 /// Values in Redis as JSON.
 pub type Json<K, V> = RedisStore<K, V, JsonCodec>;
@@ -79,6 +82,14 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
 
     fn fail(&self, message: String) -> Error {
         self.redis.error(C::NAME, self.function.path(), message)
+    }
+
+    /// Refuses to serve from Redis while a clear of this function waits for it.
+    fn admit(&self) -> Result<(), Error> {
+        if pending::blocks(&self.ns) {
+            return Err(self.fail("a clear of this function is waiting for Redis".into()));
+        }
+        Ok(())
     }
 
     /// A value read from Redis; one that does not decode is a miss, counted.
@@ -152,6 +163,7 @@ where
     }
 
     fn get<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Result<Lookup<V, String>, Error> {
+        self.admit()?;
         let entry = self.entry(&key.to_owned_key())?;
         let (value, generation) =
             self.redis.run(|io| block(ops::lookup(io, &self.ns, &entry))).map_err(|m| self.fail(m))?;
@@ -172,20 +184,22 @@ where
     }
 
     fn clear(&self) -> Result<usize, Error> {
-        self.redis.run(|io| block(ops::clear(io, &self.ns))).map_err(|m| self.fail(m))
+        invalidate(&self.ns, Target::Store, What::All).map_err(|m| self.fail(m))
     }
 
     fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error> {
-        let wanted = self.wanted(resolved);
-        self.redis.run(|io| block(ops::clear_matching(io, &self.ns, &wanted))).map_err(|m| self.fail(m))
+        invalidate(&self.ns, Target::Store, What::Matching(self.wanted(resolved))).map_err(|m| self.fail(m))
     }
 
+    /// `len` asks Redis for the live members of the function's index (one round trip,
+    /// within the timeout); it is `None` when Redis does not answer.
     fn stats(&self) -> StoreStats {
+        let ttl_ms = self.policy.expire_ms;
         StoreStats {
             evictions: self.evictions.load(Relaxed),
             expirations: 0,
             errors: self.decode_errors.load(Relaxed),
-            len: None,
+            len: self.redis.run(|io| block(ops::live(io, &self.ns, ttl_ms))).ok(),
         }
     }
 
@@ -193,6 +207,7 @@ where
         &'a self,
         key: &'a Q,
     ) -> Result<Lookup<V, String>, Error> {
+        self.admit()?;
         let entry = self.entry(&key.to_owned_key())?;
         let ns = self.ns.clone();
         let (value, generation) = self
@@ -228,48 +243,53 @@ where
     }
 
     async fn clear_async(&self) -> Result<usize, Error> {
-        let ns = self.ns.clone();
-        self.redis
-            .run_async(move |mut io| async move { ops::clear(&mut io, &ns).await })
-            .await
-            .map_err(|m| self.fail(m))
+        invalidate_async(&self.ns, Target::Store, What::All).await.map_err(|m| self.fail(m))
     }
 
     async fn clear_by_async<'a>(&'a self, resolved: &'a [(usize, &'a [u8])]) -> Result<usize, Error> {
-        let (ns, wanted) = (self.ns.clone(), self.wanted(resolved));
-        self.redis
-            .run_async(move |mut io| async move { ops::clear_matching(&mut io, &ns, &wanted).await })
-            .await
-            .map_err(|m| self.fail(m))
+        let what = What::Matching(self.wanted(resolved));
+        invalidate_async(&self.ns, Target::Store, what).await.map_err(|m| self.fail(m))
     }
 }
 
 /// Clears a function this process never opened, by its namespace alone.
 fn cold_clear(function: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
     let ns = Namespace::of(function, Config::global());
-    let redis = Redis::global();
-    let fail = |m: String| redis.error("redis", function.path(), m);
-    match selector.and_then(|s| function.resolve(s)) {
-        Some(resolved) => {
-            let wanted = selected(function, &resolved);
-            redis.run(|io| block(ops::clear_matching(io, &ns, &wanted))).map_err(fail)
-        }
-        None => redis.run(|io| block(ops::clear(io, &ns))).map_err(fail),
-    }
+    let what = match selector.and_then(|s| function.resolve(s)) {
+        Some(resolved) => What::Matching(selected(function, &resolved)),
+        None => What::All,
+    };
+    invalidate(&ns, Target::Store, what).map_err(|m| Redis::global().error("redis", function.path(), m))
 }
 
-/// Removes what is left under the configured prefix, for `flush_all`; a program
-/// without Redis-backed functions leaves Redis alone.
+/// The pattern of every key under the configured prefix, if the program has functions
+/// stored in Redis: a program without any leaves Redis alone.
+fn sweep_pattern() -> Option<String> {
+    memo_core::registry()
+        .any(|f| matches!(f.backend(), "json" | "pickle"))
+        .then(|| format!("{}:*", glob_escape(Config::global().key_prefix())))
+}
+
+/// Removes what is left under the configured prefix, for `flush_all`.
 fn sweep() -> Result<usize, Error> {
-    if !memo_core::registry().any(|f| matches!(f.backend(), "json" | "pickle")) {
-        return Ok(0);
-    }
-    let pattern = format!("{}:*", glob_escape(Config::global().key_prefix()));
+    let Some(pattern) = sweep_pattern() else { return Ok(0) };
     let redis = Redis::global();
     redis.run(|io| block(ops::sweep(io, &pattern))).map_err(|m| redis.error("redis", "flush_all", m))
+}
+
+/// [`sweep`] for `flush_all_async`.
+fn sweep_async() -> memo_core::BoxFuture<'static, Result<usize, Error>> {
+    Box::pin(async {
+        let Some(pattern) = sweep_pattern() else { return Ok(0) };
+        let redis = Redis::global();
+        redis
+            .run_async(move |mut io| async move { ops::sweep(&mut io, &pattern).await })
+            .await
+            .map_err(|m| redis.error("redis", "flush_all", m))
+    })
 }
 
 inventory::submit! { ColdClear { backend: "json", clear: cold_clear } }
 inventory::submit! { ColdClear { backend: "pickle", clear: cold_clear } }
 inventory::submit! { ColdClear { backend: "distributed_memory", clear: distributed::cold_clear } }
-inventory::submit! { Sweep(sweep) }
+inventory::submit! { Sweep { sweep, sweep_async } }

@@ -146,6 +146,19 @@ pub(crate) async fn sweep(io: &mut impl Io, pattern: &str) -> RedisResult<usize>
     Ok(removed)
 }
 
+/// How many entries of the namespace are live: the index members written less than
+/// `ttl_ms` ago (all of them without expiry).
+pub(crate) async fn live(io: &mut impl Io, ns: &Namespace, ttl_ms: Option<u64>) -> RedisResult<usize> {
+    let count: u64 = match ttl_ms {
+        Some(ttl) => {
+            let since = memo_core::now_ms().saturating_sub(ttl);
+            io.query(cmd("ZCOUNT").arg(ns.index()).arg(format!("({since}")).arg("+inf")).await?
+        }
+        None => io.query(cmd("ZCARD").arg(ns.index())).await?,
+    };
+    Ok(usize::try_from(count).unwrap_or(usize::MAX))
+}
+
 async fn unlink(io: &mut impl Io, keys: &[String]) -> RedisResult<usize> {
     let n: u64 = io.query(cmd("UNLINK").arg(keys)).await?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))

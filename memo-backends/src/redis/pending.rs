@@ -1,0 +1,197 @@
+//! Durable invalidation: a clear that could not reach Redis is still returned as an
+//! error, and is also kept here and retried in the background until Redis takes it.
+//! Until then, this process serves no value of that function from Redis (json,
+//! pickle) or from its local memory (distributed_memory): it computes directly.
+//!
+//! The retries run on one thread, every [`RETRY`], and bypass the circuit breaker:
+//! they are its probes, so Redis is used again within one retry of coming back. A
+//! clear of everything supersedes the pending partial clears of the same function.
+//!
+//! What this cannot do: another process that reaches Redis before this one may read
+//! what the clear was meant to remove, until the retry goes through; and a process
+//! that exits with clears pending loses them ([`pending`] tells how many there are).
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{LazyLock, Once};
+use std::thread;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::bus::Bus;
+use redis::RedisResult;
+
+use super::conn::{block, Io, Redis};
+use super::namespace::Namespace;
+use super::ops;
+
+/// How often the pending clears are retried while Redis does not take them.
+pub(crate) const RETRY: Duration = Duration::from_millis(100);
+
+/// Where a clear goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The entries stored in Redis (json, pickle).
+    Store,
+    /// The other processes' memory, through the bus (distributed_memory).
+    Bus,
+}
+
+/// What a clear removes: everything, or the entries with every `name=hex` segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum What {
+    All,
+    Matching(Vec<String>),
+}
+
+#[derive(Debug)]
+struct Op {
+    ns: Namespace,
+    target: Target,
+    what: What,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    ops: Mutex<Vec<Op>>,
+    wake: Condvar,
+    /// `ops.len()`, read without the lock on every lookup.
+    len: AtomicUsize,
+}
+
+static QUEUE: LazyLock<Queue> = LazyLock::new(Queue::default);
+
+/// Keeps a clear that failed, to be retried until Redis takes it.
+pub(crate) fn defer(ns: &Namespace, target: Target, what: What) {
+    static RETRIER: Once = Once::new();
+    RETRIER.call_once(|| {
+        thread::Builder::new()
+            .name("memo-alchemy-retry".into())
+            .spawn(retry_forever)
+            .expect("the OS can start memo-alchemy's retry thread");
+    });
+    let mut ops = QUEUE.ops.lock();
+    let same = |op: &Op| op.ns.base() == ns.base() && op.target == target;
+    if ops.iter().any(|op| same(op) && op.what == What::All) {
+        return; // A pending clear of everything covers this one.
+    }
+    if what == What::All {
+        ops.retain(|op| !same(op));
+    }
+    if !ops.iter().any(|op| same(op) && op.what == what) {
+        ops.push(Op { ns: ns.clone(), target, what });
+    }
+    QUEUE.len.store(ops.len(), SeqCst);
+    QUEUE.wake.notify_one();
+}
+
+/// Whether a clear of `ns` is pending: its values must not be served.
+#[inline]
+pub(crate) fn blocks(ns: &Namespace) -> bool {
+    QUEUE.len.load(SeqCst) != 0 && QUEUE.ops.lock().iter().any(|op| op.ns.base() == ns.base())
+}
+
+/// A clear of everything in `ns` went through: the pending ones are done with.
+pub(crate) fn settled(ns: &Namespace, target: Target) {
+    if QUEUE.len.load(SeqCst) != 0 {
+        let mut ops = QUEUE.ops.lock();
+        ops.retain(|op| !(op.ns.base() == ns.base() && op.target == target));
+        QUEUE.len.store(ops.len(), SeqCst);
+    }
+}
+
+/// How many clears wait for Redis in this process.
+pub fn pending() -> usize {
+    QUEUE.len.load(SeqCst)
+}
+
+fn retry_forever() {
+    loop {
+        {
+            let mut ops = QUEUE.ops.lock();
+            while ops.is_empty() {
+                QUEUE.wake.wait(&mut ops);
+            }
+        }
+        thread::sleep(RETRY);
+        retry_all();
+    }
+}
+
+/// Tries each pending clear in order; stops at the first that Redis does not take.
+fn retry_all() {
+    loop {
+        let Some((ns, target, what)) =
+            QUEUE.ops.lock().first().map(|op| (op.ns.clone(), op.target, op.what.clone()))
+        else {
+            return;
+        };
+        // The retries are the breaker's probes: they go through while it is open.
+        if Redis::global().run_probe(|io| block(apply(io, &ns, target, &what))).is_err() {
+            return;
+        }
+        let mut ops = QUEUE.ops.lock();
+        let done =
+            ops.iter().position(|op| op.ns.base() == ns.base() && op.target == target && op.what == what);
+        if let Some(i) = done {
+            ops.remove(i);
+        }
+        QUEUE.len.store(ops.len(), SeqCst);
+    }
+}
+
+/// Runs a clear now; when Redis does not take it, keeps it for the retries and returns
+/// the error. Returns the entries removed from Redis (0 for the bus).
+pub(crate) fn invalidate(ns: &Namespace, target: Target, what: What) -> Result<usize, String> {
+    let result = Redis::global().run(|io| block(apply(io, ns, target, &what)));
+    settle(ns, target, what, result)
+}
+
+/// [`invalidate`] for `async` callers.
+pub(crate) async fn invalidate_async(ns: &Namespace, target: Target, what: What) -> Result<usize, String> {
+    let (owned_ns, owned_what) = (ns.clone(), what.clone());
+    let result = Redis::global()
+        .run_async(move |mut io| async move { apply(&mut io, &owned_ns, target, &owned_what).await })
+        .await;
+    settle(ns, target, what, result)
+}
+
+fn settle(
+    ns: &Namespace,
+    target: Target,
+    what: What,
+    result: Result<usize, String>,
+) -> Result<usize, String> {
+    match result {
+        Ok(removed) => {
+            if what == What::All {
+                settled(ns, target);
+            }
+            Ok(removed)
+        }
+        Err(message) => {
+            defer(ns, target, what);
+            Err(format!(
+                "{message}; the clear is retried in the background, and this process serves no value of \
+                 the function from Redis until it goes through"
+            ))
+        }
+    }
+}
+
+/// Carries out one clear.
+async fn apply(io: &mut impl Io, ns: &Namespace, target: Target, what: &What) -> RedisResult<usize> {
+    match (target, what) {
+        (Target::Store, What::All) => ops::clear(io, ns).await,
+        (Target::Store, What::Matching(wanted)) => ops::clear_matching(io, ns, wanted).await,
+        (Target::Bus, what) => {
+            let bus = Bus::global();
+            let segments = match what {
+                What::All => None,
+                What::Matching(segments) => Some(&segments[..]),
+            };
+            let message = bus.message(ns.base(), segments);
+            ops::publish(io, bus.channel(), &message).await.map(|()| 0)
+        }
+    }
+}
