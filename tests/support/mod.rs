@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod logs;
+
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::{LazyLock, Mutex};
@@ -28,6 +30,7 @@ static SERVER: LazyLock<Server> = LazyLock::new(|| {
     let url = server.url();
     Config::builder()
         .redis_url(&url)
+        .key_prefix(std::env::var("MEMO_TEST_KEY_PREFIX").unwrap_or_else(|_| "memo".to_owned()))
         .redis_timeout(Duration::from_millis(300))
         .breaker_failures(3)
         .breaker_cooldown(Duration::from_millis(500))

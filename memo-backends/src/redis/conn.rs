@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use memo_core::{now_ms, Config, Error, Health, RedisUrl};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, RedisResult, ScriptInvocation};
+use redis::{Cmd, FromRedisValue, IntoConnectionInfo, RedisResult, ScriptInvocation};
 
 /// Issues commands; implemented for a blocking connection and for the async manager.
 pub(crate) trait Io: Send {
@@ -73,6 +73,8 @@ pub(crate) struct Redis {
     client: Result<redis::Client, String>,
     url: RedisUrl,
     timeout: Duration,
+    /// See [`connect_timeout`].
+    connect_timeout: Duration,
     pool: Mutex<Vec<redis::Connection>>,
     /// The async connection; dropped after a failure, so that the next call (the
     /// breaker's probe, say) connects afresh instead of reusing a broken one.
@@ -102,8 +104,21 @@ impl Redis {
 
     fn new(config: &Config) -> Redis {
         let url = config.redis_url().clone();
+        let client = url.expose().into_connection_info().and_then(|info| {
+            // Two `CLIENT SETINFO` replies to wait for on every new connection: skipped.
+            let settings = info.redis_settings().clone().set_skip_set_lib_name();
+            redis::Client::open(info.set_redis_settings(settings))
+        });
+        let (client, connect_timeout) = match client {
+            Ok(client) => {
+                let connect_timeout = connect_timeout(&client, config.redis_timeout());
+                (Ok(client), connect_timeout)
+            }
+            Err(e) => (Err(url.redact(&e.to_string())), config.redis_timeout()),
+        };
         Redis {
-            client: redis::Client::open(url.expose()).map_err(|e| url.redact(&e.to_string())),
+            client,
+            connect_timeout,
             health: Health::new(format!("Redis at {url}")),
             url,
             timeout: config.redis_timeout(),
@@ -144,7 +159,9 @@ impl Redis {
         let pooled = self.pool.lock().pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => self.client()?.get_connection_with_timeout(self.timeout).map_err(|e| e.to_string())?,
+            None => {
+                self.client()?.get_connection_with_timeout(self.connect_timeout).map_err(|e| e.to_string())?
+            }
         };
         let left = self.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
         conn.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
@@ -227,6 +244,16 @@ impl Redis {
             message: format!("{} ({})", self.url.redact(&message), self.url),
         }
     }
+}
+
+/// The timeout to give a blocking connect so that it ends within `timeout`: the
+/// `redis` crate waits up to its connect timeout for each reply of the connection's
+/// set-up (`AUTH`, `SELECT`), one after another, even after the first has timed out.
+fn connect_timeout(client: &redis::Client, timeout: Duration) -> Duration {
+    let settings = client.get_connection_info().redis_settings();
+    let auth = settings.username().is_some() || settings.password().is_some();
+    let replies = u32::from(auth) + u32::from(settings.db() != 0);
+    timeout / replies.max(1)
 }
 
 /// Skips Redis for a cool-down after `threshold` consecutive failures. When the

@@ -84,8 +84,12 @@ pub(crate) async fn clear_matching(
         let doomed: Vec<String> =
             members.into_iter().step_by(2).filter(|m| has_segments(m, wanted)).collect();
         for chunk in doomed.chunks(BATCH) {
-            removed += unlink(io, chunk).await?;
+            // Index member first, entry second: a fill that lands in between (it began
+            // after the generation moved, so its value is fresh) leaves at worst a
+            // member without an entry, which is harmless. The other order could leave
+            // an entry without a member, which no later partial clear would find.
             let _: i64 = io.query(cmd("ZREM").arg(&index).arg(chunk)).await?;
+            removed += unlink(io, chunk).await?;
         }
         if next == 0 {
             break;
