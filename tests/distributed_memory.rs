@@ -295,3 +295,57 @@ fn a_clear_reaches_another_process_quickly() {
     );
     assert_eq!(delays.len(), ROUNDS);
 }
+
+// Regression: messages were split on `|`, so a key prefix holding one (accepted by
+// `Config`) made every full clear unreadable: 0 of 5 reached the other process.
+
+const PIPED_PREFIX: &str = "a|b";
+const PIPED_ROUNDS: usize = 5;
+
+#[test]
+fn child_sees_clears_under_a_piped_prefix() {
+    if !is_child() || std::env::var("MEMO_TEST_KEY_PREFIX").ok().as_deref() != Some(PIPED_PREFIX) {
+        return;
+    }
+    server();
+    for round in 0..PIPED_ROUNDS {
+        let old = warm(|| price(1, "x"), price_hits);
+        signal(&format!("piped:ready:{round}"));
+        wait_for(&format!("piped:cleared:{round}"));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while price(1, "x") == old {
+            assert!(Instant::now() < deadline, "full clear {round} never arrived");
+            sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+#[test]
+fn child_clears_under_a_piped_prefix() {
+    if !is_child() || std::env::var("MEMO_TEST_KEY_PREFIX").ok().as_deref() != Some(PIPED_PREFIX) {
+        return;
+    }
+    server();
+    for round in 0..PIPED_ROUNDS {
+        wait_for(&format!("piped:ready:{round}"));
+        price::cache_clear().unwrap();
+        signal(&format!("piped:cleared:{round}"));
+    }
+}
+
+#[test]
+fn full_clears_reach_other_processes_when_the_key_prefix_holds_a_pipe() {
+    if is_child() {
+        return;
+    }
+    let _serial = serial();
+    server();
+    let signals: Vec<String> =
+        (0..PIPED_ROUNDS).flat_map(|r| [format!("piped:ready:{r}"), format!("piped:cleared:{r}")]).collect();
+    let _: () = server().raw().del(&signals).unwrap();
+    let env = [("MEMO_TEST_KEY_PREFIX", PIPED_PREFIX.to_owned())];
+    let mut observer = run_child("child_sees_clears_under_a_piped_prefix", &env);
+    let mut clearer = run_child("child_clears_under_a_piped_prefix", &env);
+    assert!(clearer.wait().unwrap().success(), "the clearing child failed");
+    assert!(observer.wait().unwrap().success(), "a full clear did not reach the other process");
+}

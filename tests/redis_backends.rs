@@ -43,6 +43,9 @@ fn json_values_ttl_and_index_are_in_redis() {
     let index = keys_of("profile", "i");
     assert_eq!(raw.zcard::<_, usize>(&index[0]).unwrap(), 1);
     assert_eq!(profile::cache_stats().hits, 1);
+    // Regression: CacheStats was not Serialize.
+    let stats = serde_json::to_value(profile::cache_stats()).unwrap();
+    assert_eq!((stats["hits"].as_u64(), stats["len"].as_u64()), (Some(1), Some(1)), "{stats}");
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,7 +111,10 @@ fn expired_entries_leave_the_index_even_without_a_limit() {
     let index = keys_of("short_lived", "i").remove(0);
     let mut raw = server().raw();
     assert_eq!(raw.zcard::<_, usize>(&index).unwrap(), 10);
+    // Regression: `len` was always None for json and pickle. It counts live entries.
+    assert_eq!(short_lived::cache_stats().len, Some(10));
     thread::sleep(Duration::from_millis(1100));
+    assert_eq!(short_lived::cache_stats().len, Some(0), "expired entries are not counted");
     short_lived(100);
     assert_eq!(raw.zcard::<_, usize>(&index).unwrap(), 1, "the write pruned the expired members");
     assert_eq!(keys_of("short_lived", "k").len(), 1, "Redis expired the values (PX)");

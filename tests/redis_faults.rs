@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use memo_alchemy::{distributed_memory_cache, flush_all, json_cache};
+use memo_alchemy::{distributed_memory_cache, flush_all, flush_all_async, json_cache};
 use redis::Commands;
 use support::server;
 
@@ -72,6 +72,14 @@ async fn redis_faults_never_produce_wrong_values() {
     for foreign in ["other:key", "memorable", "memo"] {
         assert!(raw.exists::<_, bool>(foreign).unwrap(), "{foreign} survives flush_all");
     }
+    // Regression: there was no async flush_all.
+    square(998);
+    assert_eq!(cube(998).await, 998 * 998 * 998);
+    assert_eq!(flush_all_async().await.unwrap(), 2);
+    assert!(server().keys("memo:*:k:*").is_empty());
+    for foreign in ["other:key", "memorable", "memo"] {
+        assert!(raw.exists::<_, bool>(foreign).unwrap(), "{foreign} survives flush_all_async");
+    }
 
     // Healthy: computed once, then hits (distributed_memory once subscribed).
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -103,6 +111,8 @@ async fn redis_faults_never_produce_wrong_values() {
     assert_eq!(local_square(3), 9);
     assert_eq!(LOCAL_RUNS.load(SeqCst), local_runs + 1, "not served from memory while unsubscribed");
     assert!(local_square::cache_clear().is_err(), "a clear that reaches no one is an error");
+    // Regression: distributed_memory's outages were invisible in its stats.
+    assert!(local_square::cache_stats().errors > 0, "calls computed during the outage are counted");
     // A clear that cannot reach Redis is an error, never a silent success.
     wait_for_breaker_cooldown();
     let (cleared, took) = timed(square::cache_clear);

@@ -165,6 +165,11 @@ impl Server {
 /// Runs this test binary again as a child process, running only `test` (with
 /// `MEMO_TEST_CHILD=1` and the server's port), and returns the child.
 pub fn run_child(test: &str, extra_env: &[(&str, String)]) -> std::process::Child {
+    child_command(test, extra_env).spawn().expect("the test binary re-runs itself")
+}
+
+/// The command [`run_child`] spawns, to adjust before spawning (to capture output).
+pub fn child_command(test: &str, extra_env: &[(&str, String)]) -> Command {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut cmd = Command::new(exe);
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
@@ -173,7 +178,7 @@ pub fn run_child(test: &str, extra_env: &[(&str, String)]) -> std::process::Chil
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("the test binary re-runs itself")
+    cmd
 }
 
 /// Whether this process is a child started by [`run_child`].

@@ -151,11 +151,13 @@ pub(crate) async fn sweep(io: &mut impl Io, pattern: &str) -> RedisResult<usize>
 }
 
 /// How many entries of the namespace are live: the index members written less than
-/// `ttl_ms` ago (all of them without expiry).
+/// `ttl_ms` ago by Redis's clock (all of them without expiry).
 pub(crate) async fn live(io: &mut impl Io, ns: &Namespace, ttl_ms: Option<u64>) -> RedisResult<usize> {
     let count: u64 = match ttl_ms {
         Some(ttl) => {
-            let since = memo_core::now_ms().saturating_sub(ttl);
+            // Members are scored with Redis's clock (the write script's `TIME`).
+            let (secs, micros): (u64, u64) = io.query(&cmd("TIME")).await?;
+            let since = (secs * 1000 + micros / 1000).saturating_sub(ttl);
             io.query(cmd("ZCOUNT").arg(ns.index()).arg(format!("({since}")).arg("+inf")).await?
         }
         None => io.query(cmd("ZCARD").arg(ns.index())).await?,

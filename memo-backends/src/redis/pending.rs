@@ -3,8 +3,9 @@
 //! Until then, this process serves no value of that function from Redis (json,
 //! pickle) or from its local memory (distributed_memory): it computes directly.
 //!
-//! The retries run on one thread, every [`RETRY`], and bypass the circuit breaker:
-//! they are its probes, so Redis is used again within one retry of coming back. A
+//! The retries run on one thread, every [`RETRY`] at first and at most 400 ms apart
+//! later, and bypass the circuit breaker: they are its probes, so Redis is used again
+//! within one retry of coming back. A
 //! clear of everything supersedes the pending partial clears of the same function.
 //!
 //! What this cannot do: another process that reaches Redis before this one may read
@@ -25,8 +26,11 @@ use super::conn::{block, Io, Redis};
 use super::namespace::Namespace;
 use super::ops;
 
-/// How often the pending clears are retried while Redis does not take them.
+/// How soon a pending clear is first retried; the wait doubles while Redis does not
+/// take it, up to [`RETRY_MAX`].
 pub(crate) const RETRY: Duration = Duration::from_millis(100);
+/// The longest wait between two retries.
+const RETRY_MAX: Duration = Duration::from_millis(400);
 
 /// Where a clear goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,29 +110,32 @@ pub fn pending() -> usize {
 }
 
 fn retry_forever() {
+    let mut wait = RETRY;
     loop {
         {
             let mut ops = QUEUE.ops.lock();
             while ops.is_empty() {
+                wait = RETRY;
                 QUEUE.wake.wait(&mut ops);
             }
         }
-        thread::sleep(RETRY);
-        retry_all();
+        thread::sleep(wait);
+        wait = if retry_all() { RETRY } else { (wait * 2).min(RETRY_MAX) };
     }
 }
 
 /// Tries each pending clear in order; stops at the first that Redis does not take.
-fn retry_all() {
+/// Returns whether every one went through.
+fn retry_all() -> bool {
     loop {
         let Some((ns, target, what)) =
             QUEUE.ops.lock().first().map(|op| (op.ns.clone(), op.target, op.what.clone()))
         else {
-            return;
+            return true;
         };
         // The retries are the breaker's probes: they go through while it is open.
         if Redis::global().run_probe(|io| block(apply(io, &ns, target, &what))).is_err() {
-            return;
+            return false;
         }
         let mut ops = QUEUE.ops.lock();
         let done =
