@@ -71,6 +71,11 @@ impl<'a, T> Fill<'a, T> {
 /// generation live in the handle, so a backend only stores, finds and removes.
 /// The `*_async` methods default to the blocking ones, which suits in-process stores;
 /// network stores override them.
+///
+/// An error from [`get`](Backend::get) or [`put`](Backend::put) makes the call compute
+/// directly and is counted, not logged per call: a store that can go down logs its own
+/// outages through a [`Health`](crate::Health), once down, at most once a second, once
+/// back.
 pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sync + Sized + 'static {
     /// The backend's name, as in `#[cache(backend = "...")]` and in keys.
     const NAME: &'static str;
