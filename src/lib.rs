@@ -27,8 +27,8 @@ pub mod __private;
 
 pub use memo_core::{
     flush_all, flush_all_async, registry, Backend, CacheControl, CacheStats, CachedFunction, Config,
-    ConfigBuilder, Error, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Lookup, Policy, RedisUrl,
-    Selector, StoreStats, StrictKeys,
+    ConfigBuilder, Error, Expire, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Limit, Lookup,
+    Policy, RedisUrl, Selector, StoreStats, StrictKeys,
 };
 pub use memo_macros::{cache, cache_impl, distributed_memory_cache, json_cache, memory_cache, pickle_cache};
 

@@ -7,8 +7,8 @@ pub use memo_backends::Memory;
 #[cfg(feature = "redis")]
 pub use memo_backends::{DistributedMemory, Json, Pickle};
 pub use memo_core::{
-    CacheStats, CachedFunction, Decl, Error, Fallible, FunctionCache, Lookup, Mode, Plain, Registration,
-    Selector, StrictKeys,
+    CacheStats, CachedFunction, Decl, Error, Expire, Fallible, FunctionCache, Limit, Lookup, Mode, Plain,
+    Registration, Selector, StrictKeys,
 };
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;

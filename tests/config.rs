@@ -26,8 +26,8 @@ fn environment_values_are_read() {
     assert_eq!(config.redis_timeout(), std::time::Duration::from_millis(80));
     assert_eq!(config.breaker_failures(), 2);
     assert_eq!(config.breaker_cooldown(), std::time::Duration::from_millis(1500));
-    assert_eq!(config.default_limit(), 50);
-    assert_eq!(config.default_expire(), -1);
+    assert_eq!(config.default_limit().max(), Some(50));
+    assert_eq!(config.default_expire(), memo_alchemy::Expire::Never);
     assert_eq!(config.key_prefix(), "shop");
     assert_eq!(config.redis_url().expose(), "redis://cache:6380/2");
 }

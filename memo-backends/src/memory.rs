@@ -45,7 +45,8 @@ const SLACK_MS: u64 = 20;
 #[derive(Debug)]
 pub struct Memory<K, V> {
     store: Store<K, V>,
-    policy: Policy,
+    /// The policy's expiry in milliseconds, converted once for the hit path.
+    expire_ms: Option<u64>,
     strict: Option<StrictKeys<K>>,
     hasher: foldhash::fast::RandomState,
 }
@@ -92,7 +93,7 @@ impl<K, V> Memory<K, V> {
     /// The precise clock for writes, clears and statistics: 0 without `expire` (nothing
     /// expires then).
     fn now(&self) -> u64 {
-        if self.policy.expire_ms.is_some() {
+        if self.expire_ms.is_some() {
             now_ms()
         } else {
             0
@@ -102,7 +103,7 @@ impl<K, V> Memory<K, V> {
     /// The clock for expiry checks: coarse, and 0 (never read) without `expire`.
     #[inline]
     fn coarse_now(&self) -> u64 {
-        if self.policy.expire_ms.is_some() {
+        if self.expire_ms.is_some() {
             coarse_now_ms()
         } else {
             0
@@ -130,10 +131,9 @@ where
         policy: Policy,
         strict: Option<StrictKeys<K>>,
     ) -> Result<Self, Error> {
-        let store = match policy.limit {
-            Some(limit) if limit <= EXACT_LRU_MAX => {
-                Store::Exact(Mutex::new(Counted::new(Lru::new(), policy.limit)))
-            }
+        let limit = policy.limit.max();
+        let store = match limit {
+            Some(max) if max <= EXACT_LRU_MAX => Store::Exact(Mutex::new(Counted::new(Lru::new(), limit))),
             limit => {
                 let n = shard_count(limit);
                 Store::Clock(ReadMostly::new(
@@ -141,10 +141,11 @@ where
                 ))
             }
         };
-        if policy.expire_ms.is_some() {
+        let expire_ms = policy.expire.after_ms();
+        if expire_ms.is_some() {
             coarse_now_ms(); // starts the ticker now rather than on the first hit
         }
-        Ok(Memory { store, policy, strict, hasher: Default::default() })
+        Ok(Memory { store, expire_ms, strict, hasher: Default::default() })
     }
 
     #[inline]
@@ -185,7 +186,7 @@ where
     fn put(&self, key: K, value: V, fill: Fill<'_, ()>) -> Result<(), Error> {
         let hash = self.hasher.hash_one(&key);
         let now = self.now();
-        let expires_at = self.policy.expire_ms.map_or(u64::MAX, |ms| now.saturating_add(ms));
+        let expires_at = self.expire_ms.map_or(u64::MAX, |ms| now.saturating_add(ms));
         // Checked under the lock that clears take: see `Fill`.
         match &self.store {
             Store::Exact(lock) => {

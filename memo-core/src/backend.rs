@@ -4,16 +4,7 @@ use std::future::{ready, Future};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::key::{KeyRef, StrictKeys};
-use crate::{CachedFunction, Error};
-
-/// A function's resolved `limit` and `expire`. `None` means unlimited / never.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    /// Most live entries.
-    pub limit: Option<usize>,
-    /// Milliseconds an entry lives.
-    pub expire_ms: Option<u64>,
-}
+use crate::{CachedFunction, Error, Policy};
 
 /// The answer to a lookup: the value, or what the store needs to fill the key later.
 #[derive(Debug)]
@@ -86,7 +77,8 @@ pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sy
     /// lookup is cheap; a network store may prefer an occasional duplicate computation.
     const RECHECK_ON_LEAD: bool = true;
 
-    /// Opens the store of `function`. `strict` is given for `strict = true` functions.
+    /// Opens the store of `function`, under `policy` (never `Off`: a function whose
+    /// caching is off opens no store). `strict` is given for `strict = true` functions.
     ///
     /// # Errors
     /// When the store cannot be used; the function then runs uncached.

@@ -2,15 +2,16 @@
 //! the Redis URL.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::Error;
+use crate::{Error, Expire, Limit};
 
-/// The default `limit` when neither the attribute nor the environment sets one.
-pub const DEFAULT_LIMIT: i64 = 1000;
-/// The default `expire`, in seconds: one day.
-pub const DEFAULT_EXPIRE: i64 = 86_400;
+/// The default `limit` when neither the attribute nor the environment sets one: 1000.
+pub const DEFAULT_LIMIT: Limit = Limit::Max(NonZeroUsize::new(1000).unwrap());
+/// The default `expire`: one day.
+pub const DEFAULT_EXPIRE: Expire = Expire::After(Duration::from_secs(86_400));
 /// The default prefix of every key.
 pub const DEFAULT_KEY_PREFIX: &str = "memo";
 /// The default Redis URL.
@@ -34,13 +35,13 @@ static INSTALLED: OnceLock<Config> = OnceLock::new();
 /// use memo_core::Config;
 ///
 /// let config = Config::builder().default_limit(500).key_prefix("app").build()?;
-/// assert_eq!(config.default_limit(), 500);
+/// assert_eq!(config.default_limit().max(), Some(500));
 /// # Ok::<(), memo_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    default_limit: i64,
-    default_expire: i64,
+    default_limit: Limit,
+    default_expire: Expire,
     key_prefix: String,
     redis_url: RedisUrl,
     redis_timeout: Duration,
@@ -50,15 +51,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            default_limit: DEFAULT_LIMIT,
-            default_expire: DEFAULT_EXPIRE,
-            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
-            redis_url: RedisUrl(DEFAULT_REDIS_URL.to_owned()),
-            redis_timeout: DEFAULT_REDIS_TIMEOUT,
-            breaker_failures: DEFAULT_BREAKER_FAILURES,
-            breaker_cooldown: DEFAULT_BREAKER_COOLDOWN,
-        }
+        ConfigBuilder::default().build().expect("the defaults are valid")
     }
 }
 
@@ -159,13 +152,13 @@ impl Config {
         })
     }
 
-    /// `limit` for functions that do not set one: `-1` unlimited, `0` no caching.
-    pub fn default_limit(&self) -> i64 {
+    /// `limit` for functions that do not set one.
+    pub fn default_limit(&self) -> Limit {
         self.default_limit
     }
 
-    /// `expire` in seconds for functions that do not set one: `-1` never, `0` no caching.
-    pub fn default_expire(&self) -> i64 {
+    /// `expire` for functions that do not set one.
+    pub fn default_expire(&self) -> Expire {
         self.default_expire
     }
 
@@ -213,8 +206,8 @@ pub struct ConfigBuilder {
 impl Default for ConfigBuilder {
     fn default() -> Self {
         ConfigBuilder {
-            default_limit: DEFAULT_LIMIT,
-            default_expire: DEFAULT_EXPIRE,
+            default_limit: DEFAULT_LIMIT.to_setting(),
+            default_expire: DEFAULT_EXPIRE.to_setting(),
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             redis_url: DEFAULT_REDIS_URL.to_owned(),
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
@@ -314,13 +307,15 @@ impl ConfigBuilder {
         })
     }
 
-    /// Most live entries per function when the attribute sets no `limit`.
+    /// Most live entries per function when the attribute sets no `limit`: `-1` none,
+    /// `0` no caching.
     pub fn default_limit(mut self, limit: i64) -> Self {
         self.default_limit = limit;
         self
     }
 
-    /// Seconds an entry lives when the attribute sets no `expire`.
+    /// Seconds an entry lives when the attribute sets no `expire`: `-1` forever, `0` no
+    /// caching.
     pub fn default_expire(mut self, expire: i64) -> Self {
         self.default_expire = expire;
         self
@@ -365,8 +360,16 @@ impl ConfigBuilder {
     }
 
     fn build_named(self, names: Names) -> Result<Config, Error> {
-        check_policy(names.limit, self.default_limit)?;
-        check_policy(names.expire, self.default_expire)?;
+        let default_limit = Limit::from_setting(self.default_limit).map_err(|reason| Error::Config {
+            setting: names.limit,
+            value: self.default_limit.to_string(),
+            reason: reason.into(),
+        })?;
+        let default_expire = Expire::from_setting(self.default_expire).map_err(|reason| Error::Config {
+            setting: names.expire,
+            value: self.default_expire.to_string(),
+            reason: reason.into(),
+        })?;
         if self.key_prefix.is_empty() || self.key_prefix.contains(char::is_whitespace) {
             return Err(Error::Config {
                 setting: names.prefix,
@@ -398,8 +401,8 @@ impl ConfigBuilder {
             });
         }
         Ok(Config {
-            default_limit: self.default_limit,
-            default_expire: self.default_expire,
+            default_limit,
+            default_expire,
             key_prefix: self.key_prefix,
             redis_url: url,
             redis_timeout: self.redis_timeout,
@@ -426,17 +429,6 @@ fn parse_positive(setting: &'static str, value: &str) -> Result<u64, Error> {
             reason: "expected a positive whole number".into(),
         }),
     }
-}
-
-fn check_policy(setting: &'static str, value: i64) -> Result<(), Error> {
-    if value < -1 {
-        return Err(Error::Config {
-            setting,
-            value: value.to_string(),
-            reason: "expected -1 (none), 0 (no caching) or a positive number".into(),
-        });
-    }
-    Ok(())
 }
 
 /// A Redis URL whose password never appears when it is printed.

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use parking_lot::RwLock;
 
 use crate::key::Selector;
-use crate::{CacheStats, Error};
+use crate::{CacheStats, Config, Error, Expire, Limit, Policy};
 
 /// One cached function, registered statically by `#[cache]`.
 ///
@@ -40,8 +40,8 @@ pub struct Decl {
     pub arg_types: &'static [&'static str],
     /// Arguments and return type as written, for the key fingerprint.
     pub signature: &'static str,
-    pub limit: Option<i64>,
-    pub expire: Option<i64>,
+    pub limit: Option<Limit>,
+    pub expire: Option<Expire>,
     pub key_prefix: Option<&'static str>,
     pub dependencies: &'static [fn() -> &'static CachedFunction],
 }
@@ -133,13 +133,21 @@ impl CachedFunction {
     }
 
     /// `limit` from the attribute, if it set one.
-    pub fn declared_limit(&self) -> Option<i64> {
+    pub fn declared_limit(&self) -> Option<Limit> {
         self.decl.limit
     }
 
     /// `expire` from the attribute, if it set one.
-    pub fn declared_expire(&self) -> Option<i64> {
+    pub fn declared_expire(&self) -> Option<Expire> {
         self.decl.expire
+    }
+
+    /// The function's `limit` and `expire`: the attribute's, else `config`'s defaults.
+    pub fn policy(&self, config: &Config) -> Policy {
+        Policy {
+            limit: self.decl.limit.unwrap_or(config.default_limit()),
+            expire: self.decl.expire.unwrap_or(config.default_expire()),
+        }
     }
 
     /// `cache_key_prefix` from the attribute, if it set one.

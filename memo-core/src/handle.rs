@@ -4,7 +4,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::backend::{Backend, Fill, Lookup, Policy};
+use crate::backend::{Backend, Fill, Lookup};
 use crate::flight::{Flights, Outcome, Role};
 use crate::key::{KeyRef, OwnedKey, Selector, StrictKeys};
 use crate::mode::Mode;
@@ -41,24 +41,19 @@ where
     /// installed [`Config`]. Generated code calls this once per function.
     #[doc(hidden)]
     pub fn open(function: &'static CachedFunction, strict: Option<StrictKeys<K>>) -> Self {
-        let config = Config::global();
-        let limit = function.declared_limit().unwrap_or(config.default_limit());
-        let expire = function.declared_expire().unwrap_or(config.default_expire());
         let counters = Counters::default();
-        let store = if limit == 0 || expire == 0 {
-            None
-        } else {
-            let policy = Policy {
-                limit: usize::try_from(limit).ok(),
-                expire_ms: u64::try_from(expire).ok().map(|s| s.saturating_mul(1000)),
-            };
-            B::open(function, policy, strict)
-                .inspect_err(|err| {
-                    counters.error();
-                    tracing::error!(function = function.path(), %err, "memo-alchemy: running uncached");
-                })
-                .ok()
-        };
+        let policy = function.policy(Config::global());
+        let store = policy
+            .caches()
+            .then(|| {
+                B::open(function, policy, strict)
+                    .inspect_err(|err| {
+                        counters.error();
+                        tracing::error!(function = function.path(), %err, "memo-alchemy: running uncached");
+                    })
+                    .ok()
+            })
+            .flatten();
         FunctionCache {
             function,
             store,

@@ -15,9 +15,10 @@ mod handle;
 mod health;
 mod key;
 mod mode;
+mod policy;
 mod stats;
 
-pub use backend::{Backend, Fill, Lookup, Policy, StoreStats};
+pub use backend::{Backend, Fill, Lookup, StoreStats};
 pub use clock::{coarse_now_ms, now_ms};
 pub use config::{
     Config, ConfigBuilder, RedisUrl, DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_FAILURES, DEFAULT_EXPIRE,
@@ -33,6 +34,7 @@ pub use handle::{FunctionCache, Miss};
 pub use health::Health;
 pub use key::{encode_value, Field, KeyRef, OwnedKey, Selector, StrictArgs, StrictKeys};
 pub use mode::{Fallible, Mode, Plain};
+pub use policy::{Expire, Limit, Policy, SETTING_RULE};
 pub use stats::{thread_slot, CacheStats, Counters, Stripes};
 
 /// A boxed, `Send` future, as [`CacheControl`]'s async methods return.

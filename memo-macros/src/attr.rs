@@ -274,7 +274,8 @@ fn ungroup(mut expr: &Expr) -> &Expr {
     expr
 }
 
-/// `limit` and `expire`: a whole number, `-1` for none, `0` for no caching.
+/// `limit` and `expire`: a whole number, checked by the rule the configuration uses
+/// too ([`memo_core::Limit::from_setting`]).
 fn policy(cx: &mut Ctxt, name: &str, value: &Expr) -> Option<i64> {
     let parsed = match value {
         Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => int.base10_parse::<i64>().ok(),
@@ -284,14 +285,19 @@ fn policy(cx: &mut Ctxt, name: &str, value: &Expr) -> Option<i64> {
         },
         _ => None,
     };
-    match parsed {
-        Some(n) if n >= -1 => Some(n),
-        Some(n) => {
-            cx.error(value, format!("`{name} = {n}` is not allowed: use -1 for none, 0 to turn caching off, or a positive number"));
-            None
-        }
-        None => {
-            cx.error(value, format!("`{name}` takes a whole number: -1 for none, 0 to turn caching off"));
+    let Some(n) = parsed else {
+        cx.error(value, format!("`{name}` takes a whole number: -1 for none, 0 to turn caching off"));
+        return None;
+    };
+    let rule = if name == LIMIT {
+        memo_core::Limit::from_setting(n).map(drop)
+    } else {
+        memo_core::Expire::from_setting(n).map(drop)
+    };
+    match rule {
+        Ok(()) => Some(n),
+        Err(reason) => {
+            cx.error(value, format!("`{name} = {n}` is not allowed: {reason}"));
             None
         }
     }

@@ -180,8 +180,8 @@ impl Generated {
         let arg_names = parts.iter().map(|p| &p.name);
         let arg_types = parts.iter().map(|p| p.borrowed.to_token_stream().to_string());
         let signature = signature_text(func);
-        let limit = option(attr.limit.value);
-        let expire = option(attr.expire.value);
+        let limit = setting(attr.limit.value, quote!(Limit));
+        let expire = setting(attr.expire.value, quote!(Expire));
         let prefix = match &attr.cache_key_prefix.value {
             Some(s) => quote!(::std::option::Option::Some(#s)),
             None => quote!(::std::option::Option::None),
@@ -571,9 +571,16 @@ fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn option(value: Option<i64>) -> TokenStream {
+/// `Some(Limit::from_setting(n))` (or `Expire`) as a constant: the attribute checked
+/// `n` by the same rule, so the `Err` arm is never taken.
+fn setting(value: Option<i64>, ty: TokenStream) -> TokenStream {
     match value {
-        Some(n) => quote!(::std::option::Option::Some(#n)),
+        Some(n) => quote!(::std::option::Option::Some(
+            match ::memo_alchemy::__private::#ty::from_setting(#n) {
+                ::std::result::Result::Ok(v) => v,
+                ::std::result::Result::Err(_) => panic!("checked by #[cache]"),
+            }
+        )),
         None => quote!(::std::option::Option::None),
     }
 }

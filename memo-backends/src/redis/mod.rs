@@ -116,8 +116,10 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
         ops::Write {
             entry,
             value,
-            ttl_ms: self.policy.expire_ms.unwrap_or(0),
-            limit: self.policy.limit.map_or(0, |l| u64::try_from(l).unwrap_or(u64::MAX)),
+            // The script's form: 0 means "never" and "unbounded" there (the store is
+            // never opened when caching is off).
+            ttl_ms: self.policy.expire.after_ms().unwrap_or(0),
+            limit: self.policy.limit.max().map_or(0, |l| u64::try_from(l).unwrap_or(u64::MAX)),
             generation,
         }
     }
@@ -194,7 +196,7 @@ where
     /// `len` asks Redis for the live members of the function's index (one round trip,
     /// within the timeout); it is `None` when Redis does not answer.
     fn stats(&self) -> StoreStats {
-        let ttl_ms = self.policy.expire_ms;
+        let ttl_ms = self.policy.expire.after_ms();
         StoreStats {
             evictions: self.evictions.load(Relaxed),
             expirations: 0,

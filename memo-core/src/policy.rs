@@ -1,0 +1,140 @@
+//! `limit` and `expire`: one typed form from the attribute (or the configuration) to
+//! the store, and the one rule that turns a whole number into it.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// The most live entries one function keeps.
+///
+/// ```
+/// use memo_core::Limit;
+///
+/// assert_eq!(Limit::from_setting(-1), Ok(Limit::Unbounded));
+/// assert_eq!(Limit::from_setting(0), Ok(Limit::Off));
+/// assert_eq!(Limit::from_setting(500).unwrap().max(), Some(500));
+/// assert!(Limit::from_setting(-2).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// `0`: caching is off; the function always runs its body.
+    Off,
+    /// `-1`: no limit.
+    Unbounded,
+    /// At most this many entries; the least recently used go first.
+    Max(NonZeroUsize),
+}
+
+/// How long an entry lives.
+///
+/// ```
+/// use std::time::Duration;
+/// use memo_core::Expire;
+///
+/// assert_eq!(Expire::from_setting(-1), Ok(Expire::Never));
+/// assert_eq!(Expire::from_setting(60).unwrap().after(), Some(Duration::from_secs(60)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Expire {
+    /// `0`: caching is off; the function always runs its body.
+    Off,
+    /// `-1`: entries never expire.
+    Never,
+    /// Entries expire this long after they are stored.
+    After(Duration),
+}
+
+/// Why a whole number is not a `limit` or an `expire`.
+pub const SETTING_RULE: &str = "use -1 for none, 0 to turn caching off, or a positive number";
+
+impl Limit {
+    /// The rule of `limit` (in the attribute and in `MEMO_DEFAULT_LIMIT`): `-1` none,
+    /// `0` off, `n > 0` at most `n` entries.
+    ///
+    /// # Errors
+    /// [`SETTING_RULE`] for a number below `-1`.
+    pub const fn from_setting(n: i64) -> Result<Limit, &'static str> {
+        match n {
+            -1 => Ok(Limit::Unbounded),
+            0 => Ok(Limit::Off),
+            n if n > 0 => {
+                match NonZeroUsize::new(if n as u64 > usize::MAX as u64 { usize::MAX } else { n as usize }) {
+                    Some(max) => Ok(Limit::Max(max)),
+                    None => Ok(Limit::Off),
+                }
+            }
+            _ => Err(SETTING_RULE),
+        }
+    }
+
+    /// The whole number this limit is written as.
+    pub fn to_setting(self) -> i64 {
+        match self {
+            Limit::Off => 0,
+            Limit::Unbounded => -1,
+            Limit::Max(n) => i64::try_from(n.get()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The most entries, if bounded.
+    pub fn max(self) -> Option<usize> {
+        match self {
+            Limit::Max(n) => Some(n.get()),
+            Limit::Off | Limit::Unbounded => None,
+        }
+    }
+}
+
+impl Expire {
+    /// The rule of `expire` (in the attribute and in `MEMO_DEFAULT_EXPIRE`), in
+    /// seconds: `-1` never, `0` off, `n > 0` after `n` seconds.
+    ///
+    /// # Errors
+    /// [`SETTING_RULE`] for a number below `-1`.
+    pub const fn from_setting(seconds: i64) -> Result<Expire, &'static str> {
+        match seconds {
+            -1 => Ok(Expire::Never),
+            0 => Ok(Expire::Off),
+            n if n > 0 => Ok(Expire::After(Duration::from_secs(n as u64))),
+            _ => Err(SETTING_RULE),
+        }
+    }
+
+    /// The whole number of seconds this expiry is written as.
+    pub fn to_setting(self) -> i64 {
+        match self {
+            Expire::Off => 0,
+            Expire::Never => -1,
+            Expire::After(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// How long an entry lives, if it expires.
+    pub fn after(self) -> Option<Duration> {
+        match self {
+            Expire::After(d) => Some(d),
+            Expire::Off | Expire::Never => None,
+        }
+    }
+
+    /// [`after`](Expire::after) in milliseconds.
+    pub fn after_ms(self) -> Option<u64> {
+        self.after().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A function's resolved `limit` and `expire`: the attribute's, else the configuration's.
+/// A store is opened only when neither is `Off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// The most live entries.
+    pub limit: Limit,
+    /// How long an entry lives.
+    pub expire: Expire,
+}
+
+impl Policy {
+    /// Whether caching is on: neither `limit` nor `expire` is `Off`.
+    pub fn caches(&self) -> bool {
+        self.limit != Limit::Off && self.expire != Expire::Off
+    }
+}
