@@ -26,17 +26,20 @@
 pub mod __private;
 
 pub use memo_core::{
-    flush_all, flush_all_async, registry, Backend, CacheControl, CacheStats, CachedFunction, Config,
-    ConfigBuilder, Error, Expire, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Limit, Lookup,
-    Policy, RedisUrl, Selector, StoreStats, StrictKeys,
+    flush_all, flush_all_async, registry, Backend, BackendKind, CacheControl, CacheStats, CachedFunction,
+    Config, ConfigBuilder, Error, Expire, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Limit,
+    Lookup, Policy, RedisUrl, Selector, StoreFor, StoreStats, StrictKeys,
 };
 pub use memo_macros::{cache, cache_impl, distributed_memory_cache, json_cache, memory_cache, pickle_cache};
 
-/// The stores that ship with memo-alchemy.
+/// The backends that ship with memo-alchemy: each kind (what `backend = ...` names)
+/// and its store.
 pub mod backends {
-    pub use memo_backends::Memory;
     #[cfg(feature = "redis")]
-    pub use memo_backends::{DistributedMemory, Json, Pickle};
+    pub use memo_backends::{
+        DistributedMemory, DistributedMemoryBackend, Json, JsonBackend, Pickle, PickleBackend,
+    };
+    pub use memo_backends::{Memory, MemoryBackend};
 }
 
 /// Stops this process's `distributed_memory` invalidation subscriber, if one runs, and

@@ -3,12 +3,12 @@
 use std::marker::PhantomData;
 
 pub use inventory;
-pub use memo_backends::Memory;
+pub use memo_backends::MemoryBackend;
 #[cfg(feature = "redis")]
-pub use memo_backends::{DistributedMemory, Json, Pickle};
+pub use memo_backends::{DistributedMemoryBackend, JsonBackend, PickleBackend};
 pub use memo_core::{
     CacheStats, CachedFunction, Decl, Error, Expire, Fallible, FunctionCache, Limit, Lookup, Mode, Plain,
-    Registration, Selector, StrictKeys,
+    Registration, Selector, StoreFor, StrictKeys,
 };
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;

@@ -1,10 +1,13 @@
-//! The stores of [memo-alchemy](https://docs.rs/memo-alchemy). Each implements
-//! [`memo_core::Backend`].
+//! The stores of [memo-alchemy](https://docs.rs/memo-alchemy). Each backend is one
+//! file: a kind ([`memo_core::BackendKind`], the unit struct `#[cache(backend = ...)]`
+//! names) and its store ([`memo_core::Backend`]).
 //!
-//! - [`Memory`]: values in this process, LRU-evicted (exactly up to 64 entries, by
-//!   CLOCK above), the default.
-//! - [`Json`] and [`Pickle`] (feature `redis`, on by default): values in Redis.
-//! - [`DistributedMemory`] (feature `redis`): values in memory, clears shared through Redis.
+//! - [`MemoryBackend`] / [`Memory`]: values in this process, LRU-evicted (exactly up to
+//!   64 entries, by CLOCK above), the default.
+//! - [`JsonBackend`] and [`PickleBackend`] / [`Json`] and [`Pickle`] (feature `redis`,
+//!   on by default): values in Redis.
+//! - [`DistributedMemoryBackend`] / [`DistributedMemory`] (feature `redis`): values in
+//!   memory, clears shared through Redis.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod lru;
@@ -14,6 +17,6 @@ mod read_mostly;
 pub mod redis;
 mod second_chance;
 
-pub use memory::Memory;
+pub use memory::{Memory, MemoryBackend};
 #[cfg(feature = "redis")]
-pub use redis::{DistributedMemory, Json, Pickle};
+pub use redis::{DistributedMemory, DistributedMemoryBackend, Json, JsonBackend, Pickle, PickleBackend};

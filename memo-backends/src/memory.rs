@@ -15,8 +15,8 @@
 use std::hash::{BuildHasher, Hash};
 
 use memo_core::{
-    coarse_now_ms, now_ms, Backend, CachedFunction, Error, Fill, KeyRef, Lookup, Policy, StoreStats,
-    StrictKeys,
+    coarse_now_ms, now_ms, Backend, BackendKind, CachedFunction, Error, Fill, KeyRef, Lookup, Policy,
+    StoreFor, StoreStats, StrictKeys,
 };
 use parking_lot::Mutex;
 
@@ -89,6 +89,24 @@ fn shard_of(hash: u64, shards: usize) -> usize {
     (hash >> 40) as usize & (shards - 1)
 }
 
+/// `backend = "memory"` (the default): values in this process's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryBackend;
+
+impl BackendKind for MemoryBackend {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+}
+
+impl<K, V> StoreFor<K, V> for MemoryBackend
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    type Store = Memory<K, V>;
+}
+
 impl<K, V> Memory<K, V> {
     /// The precise clock for writes, clears and statistics: 0 without `expire` (nothing
     /// expires then).
@@ -123,7 +141,6 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    const NAME: &'static str = "memory";
     type Ticket = ();
 
     fn open(

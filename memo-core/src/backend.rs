@@ -3,8 +3,8 @@
 use std::future::{ready, Future};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::key::{KeyRef, StrictKeys};
-use crate::{CachedFunction, Error, Policy};
+use crate::key::{KeyRef, Selector, StrictKeys};
+use crate::{BoxFuture, CachedFunction, Error, Policy};
 
 /// The answer to a lookup: the value, or what the store needs to fill the key later.
 #[derive(Debug)]
@@ -55,6 +55,95 @@ impl<'a, T> Fill<'a, T> {
     }
 }
 
+/// A backend as a type: a unit struct that `#[cache(backend = ...)]` names (the
+/// built-in names map to the built-in kinds), which names the backend and does what
+/// needs no opened store. Each function records its kind, so that clears and
+/// `flush_all` reach its entries even in a process that never called it.
+///
+/// ```
+/// use memo_core::{Backend, BackendKind, CachedFunction, Error, StoreFor};
+/// # use memo_core::{Fill, KeyRef, Lookup, Policy, StoreStats, StrictKeys};
+///
+/// /// `#[cache(backend = Nowhere)]`: stores nothing.
+/// pub struct Nowhere;
+///
+/// impl BackendKind for Nowhere {
+///     fn name(&self) -> &'static str {
+///         "nowhere"
+///     }
+/// }
+///
+/// impl<K: Send + Sync + 'static, V: Send + Sync + 'static> StoreFor<K, V> for Nowhere {
+///     type Store = NowhereStore;
+/// }
+///
+/// pub struct NowhereStore;
+///
+/// impl<K: Send + Sync + 'static, V: Send + Sync + 'static> Backend<K, V> for NowhereStore {
+///     type Ticket = ();
+///     fn open(_: &'static CachedFunction, _: Policy, _: Option<StrictKeys<K>>) -> Result<Self, Error> {
+///         Ok(NowhereStore)
+///     }
+///     fn get<Q: KeyRef<K> + ?Sized>(&self, _: &Q) -> Result<Lookup<V, ()>, Error> {
+///         Ok(Lookup::Miss(()))
+///     }
+///     fn put(&self, _: K, _: V, _: Fill<'_, ()>) -> Result<(), Error> {
+///         Ok(())
+///     }
+///     fn clear(&self) -> Result<usize, Error> {
+///         Ok(0)
+///     }
+///     fn clear_by(&self, _: &[(usize, &[u8])]) -> Result<usize, Error> {
+///         Ok(0)
+///     }
+///     fn stats(&self) -> StoreStats {
+///         StoreStats::default()
+///     }
+/// }
+/// ```
+pub trait BackendKind: Send + Sync + 'static {
+    /// The backend's name: `memory`, `json`, ... It appears in Redis keys, in
+    /// [`CachedFunction::backend`] and in errors.
+    fn name(&self) -> &'static str;
+
+    /// Clears `function`, which this process never opened: its entries may still be in
+    /// a shared store, or in other processes. `selector` is `None` for a full clear.
+    /// The default does nothing, which suits stores private to a process.
+    ///
+    /// # Errors
+    /// When the shared store cannot be reached.
+    fn cold_clear(
+        &self,
+        function: &'static CachedFunction,
+        selector: Option<&Selector>,
+    ) -> Result<usize, Error> {
+        let _ = (function, selector);
+        Ok(0)
+    }
+
+    /// Removes every entry left under the configured prefix, for `flush_all`; runs once
+    /// per kind that some registered function uses. The default does nothing.
+    ///
+    /// # Errors
+    /// When the shared store cannot be reached.
+    fn sweep(&self) -> Result<usize, Error> {
+        Ok(0)
+    }
+
+    /// [`sweep`](BackendKind::sweep) for `flush_all_async`.
+    fn sweep_async(&self) -> BoxFuture<'static, Result<usize, Error>> {
+        let swept = self.sweep();
+        Box::pin(async move { swept })
+    }
+}
+
+/// The store a backend kind gives a function whose keys are `K` and values `V`; its
+/// bounds are what the backend needs of them (`Serialize`, ...).
+pub trait StoreFor<K: Send + Sync + 'static, V: Send + Sync + 'static>: BackendKind {
+    /// The store.
+    type Store: Backend<K, V>;
+}
+
 /// A store for one cached function's entries.
 ///
 /// `K` is the function's owned argument tuple and `V` the value it caches. The
@@ -68,8 +157,6 @@ impl<'a, T> Fill<'a, T> {
 /// outages through a [`Health`](crate::Health), once down, at most once a second, once
 /// back.
 pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sync + Sized + 'static {
-    /// The backend's name, as in `#[cache(backend = "...")]` and in keys.
-    const NAME: &'static str;
     /// What a miss hands to the later fill.
     type Ticket: Send + 'static;
     /// Whether a caller that becomes the leader of a computation looks the key up

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use parking_lot::RwLock;
 
 use crate::key::Selector;
-use crate::{CacheStats, Config, Error, Expire, Limit, Policy};
+use crate::{BackendKind, CacheStats, Config, Error, Expire, Limit, Policy};
 
 /// One cached function, registered statically by `#[cache]`.
 ///
@@ -26,13 +26,12 @@ pub struct CachedFunction {
 
 /// The static facts `#[cache]` records about a function.
 #[doc(hidden)]
-#[derive(Debug)]
 pub struct Decl {
     pub name: &'static str,
     /// `type_name` of a type declared inside the function's registration fn: its
     /// path names the module, and the `impl` type for methods.
     pub anchor: fn() -> &'static str,
-    pub backend: &'static str,
+    pub backend: &'static dyn BackendKind,
     pub strict: bool,
     pub is_async: bool,
     pub arg_names: &'static [&'static str],
@@ -44,6 +43,16 @@ pub struct Decl {
     pub expire: Option<Expire>,
     pub key_prefix: Option<&'static str>,
     pub dependencies: &'static [fn() -> &'static CachedFunction],
+}
+
+impl fmt::Debug for Decl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decl")
+            .field("name", &self.name)
+            .field("backend", &self.backend.name())
+            .field("strict", &self.strict)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An opened handle, reachable both typed (`any`) and erased (`control`).
@@ -101,8 +110,13 @@ impl CachedFunction {
         self.decl.name
     }
 
-    /// The backend's name (`memory`, `json`, ...), or the path of a custom backend.
+    /// The backend's name (`memory`, `json`, ...: its kind's [`name`](BackendKind::name)).
     pub fn backend(&self) -> &'static str {
+        self.decl.backend.name()
+    }
+
+    /// The backend, as its kind.
+    pub fn backend_kind(&self) -> &'static dyn BackendKind {
         self.decl.backend
     }
 

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use parking_lot::RwLock;
 
 use crate::key::Selector;
-use crate::{CachedFunction, Error};
+use crate::{BackendKind, CachedFunction, Error};
 
 /// A static registration, submitted by `#[cache]` for every cached function.
 #[doc(hidden)]
@@ -16,38 +16,12 @@ pub struct Registration(pub &'static CachedFunction);
 
 inventory::collect!(Registration);
 
-/// How a backend with shared storage clears a function that this process never
-/// opened (its entries may still be in Redis, written by other processes). Submitted
-/// by the backend crate; `selector` is `None` for a full clear.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct ColdClear {
-    pub backend: &'static str,
-    pub clear: fn(&'static CachedFunction, Option<&Selector>) -> Result<usize, Error>,
-}
-
-inventory::collect!(ColdClear);
-
-/// Removes a backend's leftover entries under the configured prefix, for
-/// [`flush_all`] and [`flush_all_async`]. Returns the entries removed.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Sweep {
-    pub sweep: fn() -> Result<usize, Error>,
-    pub sweep_async: fn() -> crate::BoxFuture<'static, Result<usize, Error>>,
-}
-
-inventory::collect!(Sweep);
-
 /// Clears `f` in this process: its opened handles, or its shared store when it has
 /// none open.
 fn clear_one(f: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
     let controls = f.controls();
     if controls.is_empty() {
-        return match inventory::iter::<ColdClear>.into_iter().find(|c| c.backend == f.backend()) {
-            Some(cold) => (cold.clear)(f, selector),
-            None => Ok(0),
-        };
+        return f.backend_kind().cold_clear(f, selector);
     }
     let mut removed = 0;
     let mut first_error = None;
@@ -302,10 +276,19 @@ impl CachedFunction {
 /// # Errors
 /// The first store that could not be cleared; the others are still cleared.
 pub fn flush_all() -> Result<usize, Error> {
-    let results = registry()
-        .map(|f| clear_one(f, None))
-        .chain(inventory::iter::<Sweep>.into_iter().map(|sweep| (sweep.sweep)()));
+    let results = registry().map(|f| clear_one(f, None)).chain(kinds().into_iter().map(|k| k.sweep()));
     total(results)
+}
+
+/// The backend kinds of the program's functions, each once.
+fn kinds() -> Vec<&'static dyn BackendKind> {
+    let mut kinds: Vec<&'static dyn BackendKind> = Vec::new();
+    for f in registry() {
+        if !kinds.iter().any(|k| k.name() == f.backend()) {
+            kinds.push(f.backend_kind());
+        }
+    }
+    kinds
 }
 
 /// [`flush_all`] for `async` callers.
@@ -317,8 +300,8 @@ pub async fn flush_all_async() -> Result<usize, Error> {
     for f in registry() {
         results.push(clear_one_async(f, None).await);
     }
-    for sweep in inventory::iter::<Sweep> {
-        results.push((sweep.sweep_async)().await);
+    for kind in kinds() {
+        results.push(kind.sweep_async().await);
     }
     total(results)
 }

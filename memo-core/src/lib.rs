@@ -18,7 +18,7 @@ mod mode;
 mod policy;
 mod stats;
 
-pub use backend::{Backend, Fill, Lookup, StoreStats};
+pub use backend::{Backend, BackendKind, Fill, Lookup, StoreFor, StoreStats};
 pub use clock::{coarse_now_ms, now_ms};
 pub use config::{
     Config, ConfigBuilder, RedisUrl, DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_FAILURES, DEFAULT_EXPIRE,
@@ -27,9 +27,7 @@ pub use config::{
 pub use error::Error;
 pub use flight::{Flight, Flights, Leader, Outcome, Role, WaitFuture};
 pub use function::{CacheControl, CachedFunction, Decl};
-pub use graph::{
-    flush_all, flush_all_async, plan, registry, ColdClear, FunctionCacheDependency, Registration, Step, Sweep,
-};
+pub use graph::{flush_all, flush_all_async, plan, registry, FunctionCacheDependency, Registration, Step};
 pub use handle::{FunctionCache, Miss};
 pub use health::Health;
 pub use key::{encode_value, Field, KeyRef, OwnedKey, Selector, StrictArgs, StrictKeys};

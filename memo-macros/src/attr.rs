@@ -20,8 +20,40 @@ const CACHE_KEY_PREFIX: &str = "cache_key_prefix";
 const KEYS: &str = "limit, expire, is_method, strict, backend, dependency, cache_key_prefix";
 const ALL_KEYS: [&str; 7] = [LIMIT, EXPIRE, IS_METHOD, STRICT, BACKEND, DEPENDENCY, CACHE_KEY_PREFIX];
 
-/// The backends known by name.
-pub(crate) const BACKENDS: [&str; 4] = ["memory", "distributed_memory", "json", "pickle"];
+/// A backend known by name: the one place where a name maps to a type. A new backend
+/// is one line here and one file in memo-backends.
+pub(crate) struct Named {
+    pub(crate) name: &'static str,
+    /// Its kind, a unit struct under `memo_alchemy::__private`.
+    pub(crate) kind: &'static str,
+    /// Whether its store needs `Serialize` keys; checked on each argument, so that the
+    /// error is on the argument rather than on the attribute.
+    pub(crate) serializes_keys: bool,
+    /// Whether its store needs `Serialize + DeserializeOwned` values.
+    pub(crate) serializes_values: bool,
+}
+
+/// The backends known by name; the first is the default.
+pub(crate) const BACKENDS: [Named; 4] = [
+    Named { name: "memory", kind: "MemoryBackend", serializes_keys: false, serializes_values: false },
+    Named {
+        name: "distributed_memory",
+        kind: "DistributedMemoryBackend",
+        serializes_keys: true,
+        serializes_values: false,
+    },
+    Named { name: "json", kind: "JsonBackend", serializes_keys: true, serializes_values: true },
+    Named { name: "pickle", kind: "PickleBackend", serializes_keys: true, serializes_values: true },
+];
+
+/// The attributes of the `#[cache]` family, with the backend each alias fixes.
+pub(crate) const ALIASES: [(&str, Option<&str>); 5] = [
+    ("cache", None),
+    ("memory_cache", Some("memory")),
+    ("json_cache", Some("json")),
+    ("pickle_cache", Some("pickle")),
+    ("distributed_memory_cache", Some("distributed_memory")),
+];
 
 /// One attribute key's value, with the span of its key for "duplicate" errors.
 pub(crate) struct Setting<T> {
@@ -46,9 +78,27 @@ impl<T> Setting<T> {
 /// Where values live.
 pub(crate) enum Backend {
     /// One of [`BACKENDS`].
-    Named(&'static str),
-    /// A type implementing `memo_alchemy::Backend`.
+    Named(&'static Named),
+    /// The path of a kind: a unit struct implementing `memo_alchemy::BackendKind` and
+    /// `StoreFor<K, V>`, treated exactly as a built-in one.
     Custom(Path),
+}
+
+impl Backend {
+    /// The kind's path, from the generated code.
+    pub(crate) fn kind(&self) -> TokenStream {
+        match self {
+            Backend::Named(named) => {
+                let kind = Ident::new(named.kind, Span::call_site());
+                quote!(::memo_alchemy::__private::#kind)
+            }
+            Backend::Custom(path) => quote!(#path),
+        }
+    }
+
+    fn named(name: &str) -> Option<Backend> {
+        BACKENDS.iter().find(|b| b.name == name).map(Backend::Named)
+    }
 }
 
 /// The parsed attribute.
@@ -68,16 +118,20 @@ impl Attr {
         self.strict.value.unwrap_or(false)
     }
 
-    /// Whether the backend needs `Serialize` keys: strict keys, a Redis store, or
-    /// invalidation shared between processes.
-    pub(crate) fn keys_serialized(&self) -> bool {
-        self.strict()
-            || matches!(self.backend.value, Some(Backend::Named("json" | "pickle" | "distributed_memory")))
+    /// The backend: the one set, or the default.
+    pub(crate) fn backend(&self) -> &Backend {
+        const DEFAULT: Backend = Backend::Named(&BACKENDS[0]);
+        self.backend.value.as_ref().unwrap_or(&DEFAULT)
     }
 
-    /// Whether values travel through Redis and need `Serialize + DeserializeOwned`.
+    /// Whether keys must be `Serialize`: strict keys, or a backend that needs it.
+    pub(crate) fn keys_serialized(&self) -> bool {
+        self.strict() || matches!(self.backend(), Backend::Named(b) if b.serializes_keys)
+    }
+
+    /// Whether values must be `Serialize + DeserializeOwned`.
     pub(crate) fn values_serialized(&self) -> bool {
-        matches!(self.backend.value, Some(Backend::Named("json" | "pickle")))
+        matches!(self.backend(), Backend::Named(b) if b.serializes_values)
     }
 
     /// Parses `args`; `preset` is the backend an alias such as `#[json_cache]` fixes.
@@ -154,7 +208,7 @@ impl Attr {
             }
         }
         if let Some(preset) = preset {
-            attr.backend.value = Some(Backend::Named(preset));
+            attr.backend.value = Backend::named(preset);
         }
         attr
     }
@@ -317,17 +371,16 @@ fn backend(cx: &mut Ctxt, value: &Expr) -> Option<Backend> {
     match value {
         Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => {
             let name = s.value();
-            match BACKENDS.iter().find(|b| **b == name) {
-                Some(b) => Some(Backend::Named(b)),
-                None => {
-                    cx.error(s, format!("unknown backend `{name}`: use \"memory\", \"distributed_memory\", \"json\", \"pickle\" or the path of a type implementing memo_alchemy::Backend"));
-                    None
-                }
+            let backend = Backend::named(&name);
+            if backend.is_none() {
+                let names: Vec<String> = BACKENDS.iter().map(|b| format!("\"{}\"", b.name)).collect();
+                cx.error(s, format!("unknown backend `{name}`: use {} or the path of a backend kind (a type implementing memo_alchemy::BackendKind)", names.join(", ")));
             }
+            backend
         }
         Expr::Path(p) if p.qself.is_none() => Some(Backend::Custom(p.path.clone())),
         _ => {
-            cx.error(value, "`backend` takes a name such as \"json\" or the path of a Backend type");
+            cx.error(value, "`backend` takes a name such as \"json\" or the path of a backend kind");
             None
         }
     }

@@ -11,7 +11,7 @@ fn local(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
 }
 
-use crate::attr::{Attr, Backend};
+use crate::attr::Attr;
 use crate::signature::{Func, ImplBlock, Place};
 
 /// What one cached function expands to, by where each part goes.
@@ -123,17 +123,8 @@ impl Generated {
             quote!(::memo_alchemy::__private::Plain)
         };
         let value_ty = quote!(<#mode as ::memo_alchemy::__private::Mode<#output>>::Value);
-        let store = match &attr.backend.value {
-            Some(Backend::Custom(path)) => quote!(#path<#key_ty, #value_ty>),
-            Some(Backend::Named("json")) => quote!(::memo_alchemy::__private::Json<#key_ty, #value_ty>),
-            Some(Backend::Named("pickle")) => {
-                quote!(::memo_alchemy::__private::Pickle<#key_ty, #value_ty>)
-            }
-            Some(Backend::Named("distributed_memory")) => {
-                quote!(::memo_alchemy::__private::DistributedMemory<#key_ty, #value_ty>)
-            }
-            _ => quote!(::memo_alchemy::__private::Memory<#key_ty, #value_ty>),
-        };
+        let kind = attr.backend().kind();
+        let store = quote!(<#kind as ::memo_alchemy::__private::StoreFor<#key_ty, #value_ty>>::Store);
         let handle_ty = quote!(::memo_alchemy::__private::FunctionCache<#key_ty, #value_ty, #store>);
         let name = func.name();
         let function_fn = format_ident!("__memo_{}_function", name.unraw());
@@ -170,11 +161,7 @@ impl Generated {
         let vis = &self.vis;
         let function_fn = &self.function_fn;
         let name = func.name().unraw().to_string();
-        let backend = match &attr.backend.value {
-            Some(Backend::Named(b)) => (*b).to_owned(),
-            Some(Backend::Custom(p)) => p.to_token_stream().to_string().replace(' ', ""),
-            None => "memory".to_owned(),
-        };
+        let backend = attr.backend().kind();
         let strict = attr.strict();
         let is_async = self.is_async;
         let arg_names = parts.iter().map(|p| &p.name);
@@ -196,7 +183,7 @@ impl Generated {
                     ::memo_alchemy::__private::CachedFunction::__new(::memo_alchemy::__private::Decl {
                         name: #name,
                         anchor: ::std::any::type_name::<__MemoAnchor>,
-                        backend: #backend,
+                        backend: &#backend,
                         strict: #strict,
                         is_async: #is_async,
                         arg_names: &[#(#arg_names),*],

@@ -6,16 +6,8 @@ use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::{Attribute, ImplItem, ItemFn, ItemImpl, Meta};
 
+use crate::attr::ALIASES;
 use crate::signature::{ImplBlock, Place};
-
-/// The attribute names `#[cache_impl]` expands, with the backend each alias fixes.
-const ATTRIBUTES: [(&str, Option<&str>); 5] = [
-    ("cache", None),
-    ("memory_cache", Some("memory")),
-    ("json_cache", Some("json")),
-    ("pickle_cache", Some("pickle")),
-    ("distributed_memory_cache", Some("distributed_memory")),
-];
 
 pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let mut block: ItemImpl = match syn::parse2(input.clone()) {
@@ -93,5 +85,5 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
 /// segment (`cache`, `memo_alchemy::json_cache`, ...).
 fn cache_attribute(attribute: &Attribute) -> Option<Option<&'static str>> {
     let last = attribute.path().segments.last()?;
-    ATTRIBUTES.iter().find(|(name, _)| last.ident == name).map(|(_, preset)| *preset)
+    ALIASES.iter().find(|(name, _)| last.ident == name).map(|(_, preset)| *preset)
 }

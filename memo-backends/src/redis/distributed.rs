@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 
 use memo_core::{
-    Backend, CachedFunction, Config, Error, Fill, KeyRef, Lookup, Policy, Selector, StoreStats, StrictKeys,
+    Backend, BackendKind, CachedFunction, Config, Error, Fill, KeyRef, Lookup, Policy, Selector, StoreFor,
+    StoreStats, StrictKeys,
 };
 use serde::Serialize;
 
@@ -93,7 +94,7 @@ where
 
 impl<K, V> DistributedMemory<K, V> {
     fn fail(&self, message: String) -> Error {
-        self.redis.error("distributed_memory", self.local.function.path(), message)
+        self.redis.error(DistributedMemoryBackend.name(), self.local.function.path(), message)
     }
 
     fn matching(&self, resolved: &[(usize, &[u8])]) -> What {
@@ -106,7 +107,6 @@ where
     K: Serialize + Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    const NAME: &'static str = "distributed_memory";
     type Ticket = Ticket;
 
     fn open(
@@ -187,17 +187,37 @@ where
     }
 }
 
-/// Tells every process to clear a function this process never opened.
-pub(crate) fn cold_clear(
-    function: &'static CachedFunction,
-    selector: Option<&Selector>,
-) -> Result<usize, Error> {
-    let ns = Namespace::of(function, Config::global());
-    let what = match selector.and_then(|s| function.resolve(s)) {
-        Some(resolved) => What::Matching(selected(function, &resolved)),
-        None => What::All,
-    };
-    invalidate(&ns, Target::Bus, what)
-        .map_err(|m| Redis::global().error("distributed_memory", function.path(), m))?;
-    Ok(0)
+/// `backend = "distributed_memory"`: values in each process's memory, clears shared
+/// through Redis.
+#[derive(Debug, Clone, Copy)]
+pub struct DistributedMemoryBackend;
+
+impl BackendKind for DistributedMemoryBackend {
+    fn name(&self) -> &'static str {
+        "distributed_memory"
+    }
+
+    /// Tells every process to clear a function this process never opened.
+    fn cold_clear(
+        &self,
+        function: &'static CachedFunction,
+        selector: Option<&Selector>,
+    ) -> Result<usize, Error> {
+        let ns = Namespace::of(function, Config::global());
+        let what = match selector.and_then(|s| function.resolve(s)) {
+            Some(resolved) => What::Matching(selected(function, &resolved)),
+            None => What::All,
+        };
+        invalidate(&ns, Target::Bus, what)
+            .map_err(|m| Redis::global().error(self.name(), function.path(), m))?;
+        Ok(0)
+    }
+}
+
+impl<K, V> StoreFor<K, V> for DistributedMemoryBackend
+where
+    K: Serialize + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    type Store = DistributedMemory<K, V>;
 }

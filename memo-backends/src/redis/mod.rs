@@ -23,8 +23,8 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use memo_core::{
-    Backend, CachedFunction, ColdClear, Config, Error, Fill, KeyRef, Lookup, Policy, Selector, StoreStats,
-    StrictKeys, Sweep,
+    Backend, BackendKind, BoxFuture, CachedFunction, Config, Error, Fill, KeyRef, Lookup, Policy, Selector,
+    StoreFor, StoreStats, StrictKeys,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -32,7 +32,7 @@ use serde::Serialize;
 pub use bus::shutdown;
 pub use codec::{Codec, JsonCodec, PickleCodec};
 use conn::{block, Redis};
-pub use distributed::{DistributedMemory, Ticket};
+pub use distributed::{DistributedMemory, DistributedMemoryBackend, Ticket};
 use namespace::{glob_escape, segment, selected, Namespace};
 pub use pending::pending as pending_clears;
 use pending::{invalidate, invalidate_async, Target, What};
@@ -141,7 +141,6 @@ where
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     C: Codec,
 {
-    const NAME: &'static str = C::NAME;
     /// The clear generation seen by the lookup.
     type Ticket = String;
     /// A second round trip per miss to save a rare duplicate computation: not worth it.
@@ -254,35 +253,78 @@ where
     }
 }
 
+/// `backend = "json"`: values in Redis as JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonBackend;
+
+/// `backend = "pickle"`: values in Redis as self-describing MessagePack.
+#[derive(Debug, Clone, Copy)]
+pub struct PickleBackend;
+
+macro_rules! redis_kind {
+    ($kind:ident, $codec:ty) => {
+        impl BackendKind for $kind {
+            fn name(&self) -> &'static str {
+                <$codec>::NAME
+            }
+            fn cold_clear(
+                &self,
+                function: &'static CachedFunction,
+                selector: Option<&Selector>,
+            ) -> Result<usize, Error> {
+                cold_clear(function, selector, self.name())
+            }
+            fn sweep(&self) -> Result<usize, Error> {
+                sweep()
+            }
+            fn sweep_async(&self) -> BoxFuture<'static, Result<usize, Error>> {
+                sweep_async()
+            }
+        }
+
+        impl<K, V> StoreFor<K, V> for $kind
+        where
+            K: Serialize + Hash + Eq + Clone + Send + Sync + 'static,
+            V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        {
+            type Store = RedisStore<K, V, $codec>;
+        }
+    };
+}
+
+redis_kind!(JsonBackend, JsonCodec);
+redis_kind!(PickleBackend, PickleCodec);
+
 /// Clears a function this process never opened, by its namespace alone.
-fn cold_clear(function: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
+fn cold_clear(
+    function: &'static CachedFunction,
+    selector: Option<&Selector>,
+    backend: &'static str,
+) -> Result<usize, Error> {
     let ns = Namespace::of(function, Config::global());
     let what = match selector.and_then(|s| function.resolve(s)) {
         Some(resolved) => What::Matching(selected(function, &resolved)),
         None => What::All,
     };
-    invalidate(&ns, Target::Store, what).map_err(|m| Redis::global().error("redis", function.path(), m))
+    invalidate(&ns, Target::Store, what).map_err(|m| Redis::global().error(backend, function.path(), m))
 }
 
-/// The pattern of every key under the configured prefix, if the program has functions
-/// stored in Redis: a program without any leaves Redis alone.
-fn sweep_pattern() -> Option<String> {
-    memo_core::registry()
-        .any(|f| matches!(f.backend(), "json" | "pickle"))
-        .then(|| format!("{}:*", glob_escape(Config::global().key_prefix())))
+/// The pattern of every key under the configured prefix.
+fn sweep_pattern() -> String {
+    format!("{}:*", glob_escape(Config::global().key_prefix()))
 }
 
 /// Removes what is left under the configured prefix, for `flush_all`.
 fn sweep() -> Result<usize, Error> {
-    let Some(pattern) = sweep_pattern() else { return Ok(0) };
+    let pattern = sweep_pattern();
     let redis = Redis::global();
     redis.run(|io| block(ops::sweep(io, &pattern))).map_err(|m| redis.error("redis", "flush_all", m))
 }
 
 /// [`sweep`] for `flush_all_async`.
-fn sweep_async() -> memo_core::BoxFuture<'static, Result<usize, Error>> {
+fn sweep_async() -> BoxFuture<'static, Result<usize, Error>> {
     Box::pin(async {
-        let Some(pattern) = sweep_pattern() else { return Ok(0) };
+        let pattern = sweep_pattern();
         let redis = Redis::global();
         redis
             .run_async(move |mut io| async move { ops::sweep(&mut io, &pattern).await })
@@ -290,8 +332,3 @@ fn sweep_async() -> memo_core::BoxFuture<'static, Result<usize, Error>> {
             .map_err(|m| redis.error("redis", "flush_all", m))
     })
 }
-
-inventory::submit! { ColdClear { backend: "json", clear: cold_clear } }
-inventory::submit! { ColdClear { backend: "pickle", clear: cold_clear } }
-inventory::submit! { ColdClear { backend: "distributed_memory", clear: distributed::cold_clear } }
-inventory::submit! { Sweep { sweep, sweep_async } }
