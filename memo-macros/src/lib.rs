@@ -7,6 +7,7 @@ mod attr;
 mod ctxt;
 mod expand;
 mod imp;
+mod model;
 mod signature;
 mod valid;
 
@@ -82,7 +83,7 @@ fn run(
     let func = signature::Func::analyze(&mut cx, item, place);
     valid::check(&mut cx, &attr, &func);
     match cx.check() {
-        Ok(()) => Ok(expand::expand(&attr, &func, place)),
+        Ok(()) => Ok(expand::expand(&model::Model::new(&attr, &func, place))),
         Err(err) => {
             let mut out = func.item.to_token_stream();
             out.extend(err.to_compile_error());

@@ -35,8 +35,6 @@ pub(crate) struct Func {
     /// code still finds out from the type itself whether it is a `Result` behind an
     /// alias (`type Res<T> = Result<T, E>`), whose `Err` is then never stored.
     pub(crate) fallible: bool,
-    /// An associated function: it is in an `impl` block under `#[cache_impl]`.
-    pub(crate) associated: bool,
 }
 
 /// The receiver of a method.
@@ -123,8 +121,7 @@ impl Func {
             Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
             _ => false,
         };
-        let associated = matches!(place, Place::Impl(_));
-        if !associated {
+        if matches!(place, Place::Free) {
             let method = receiver.as_ref().map(|r| r.span).or_else(|| self_token(item.to_token_stream()));
             if let Some(span) = method {
                 cx.syn_error(syn::Error::new(
@@ -133,7 +130,7 @@ impl Func {
                 ));
             }
         }
-        Func { item, receiver, args, output, fallible, associated }
+        Func { item, receiver, args, output, fallible }
     }
 
     pub(crate) fn name(&self) -> &Ident {
