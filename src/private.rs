@@ -6,9 +6,9 @@ pub use inventory;
 pub use memo_backends::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use memo_backends::{DistributedMemoryBackend, JsonBackend, PickleBackend};
+pub use memo_core::plumbing::{Decl, Fallible, Mode, Plain, Registration};
 pub use memo_core::{
-    CacheStats, CachedFunction, Decl, Error, Expire, Fallible, FunctionCache, Limit, Lookup, Mode, Plain,
-    Registration, Selector, StoreFor, StrictKeys,
+    CacheStats, CachedFunction, Error, Expire, FunctionCache, Limit, Lookup, Selector, StoreFor, StrictKeys,
 };
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;

@@ -3,7 +3,7 @@
 //! An ordinary `RwLock` counts readers in one word, so every read writes a line that
 //! all cores share, and two threads reading at once pass that line back and forth.
 //! Here each reader announces itself in its thread's stripe (see
-//! [`memo_core::Stripes`]) and then checks its shard's writer flag, which it only
+//! `memo_core::plumbing::Stripes`) and then checks its shard's writer flag, which it only
 //! reads. A writer raises its shard's flag, then waits until every reader that was
 //! inside at that moment has left. This is the distributed reader indicator of
 //! BRAVO-style and big-reader locks: a read costs one atomic add on a line the thread
@@ -22,7 +22,7 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use memo_core::Stripes;
+use memo_core::plumbing::Stripes;
 use parking_lot::Mutex;
 
 /// Spins a reader waits for a writer before it queues on its shard's mutex.

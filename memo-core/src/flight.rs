@@ -27,7 +27,7 @@ const SHARDS: usize = 16;
 
 /// The in-flight computations of one function, by key, in 16 tables.
 #[derive(Debug)]
-pub struct Flights<K, V> {
+pub(crate) struct Flights<K, V> {
     tables: [CachePadded<Table<K, V>>; SHARDS],
     hasher: foldhash::fast::RandomState,
 }
@@ -55,7 +55,7 @@ impl<K, V> Flights<K, V> {
 
 /// One computation that callers may wait for.
 #[derive(Debug)]
-pub struct Flight<V> {
+pub(crate) struct Flight<V> {
     /// The clear generation the computation started in.
     generation: u64,
     state: Mutex<State<V>>,
@@ -74,7 +74,7 @@ enum State<V> {
 
 /// How a flight ended, for a caller that waited on it.
 #[derive(Debug)]
-pub enum Outcome<V> {
+pub(crate) enum Outcome<V> {
     /// The leader's value.
     Value(V),
     /// The leader's body failed: compute without waiting for anyone.
@@ -97,7 +97,7 @@ impl<V: Clone> State<V> {
 
 /// What a caller is to do about a missed key.
 #[derive(Debug)]
-pub enum Role<'a, K, V> {
+pub(crate) enum Role<'a, K, V> {
     /// Compute; the guard publishes the value or, dropped, abandons the flight.
     Lead(Leader<'a, K, V>),
     /// Wait for the leader.
@@ -106,7 +106,7 @@ pub enum Role<'a, K, V> {
 
 impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
     /// Joins the flight for `key` started in `generation`, or starts one.
-    pub fn join(&self, key: &K, generation: u64) -> Role<'_, K, V> {
+    pub(crate) fn join(&self, key: &K, generation: u64) -> Role<'_, K, V> {
         let hash = self.hasher.hash_one(key);
         let mut table = self.table(hash).lock();
         let fresh = || {
@@ -150,7 +150,7 @@ impl<V: Clone> Flight<V> {
     }
 
     /// Blocks until the leader finishes.
-    pub fn wait(&self) -> Outcome<V> {
+    pub(crate) fn wait(&self) -> Outcome<V> {
         let mut state = self.state.lock();
         loop {
             match state.outcome() {
@@ -161,7 +161,7 @@ impl<V: Clone> Flight<V> {
     }
 
     /// Waits without blocking a thread.
-    pub fn wait_async(self: Arc<Self>) -> WaitFuture<V> {
+    pub(crate) fn wait_async(self: Arc<Self>) -> WaitFuture<V> {
         WaitFuture { flight: self }
     }
 }
@@ -179,7 +179,7 @@ impl<V> Flight<V> {
 
 /// The future of [`Flight::wait_async`].
 #[derive(Debug)]
-pub struct WaitFuture<V> {
+pub(crate) struct WaitFuture<V> {
     flight: Arc<Flight<V>>,
 }
 
@@ -201,7 +201,7 @@ impl<V: Clone> Future for WaitFuture<V> {
 /// The leader's side of a flight. Dropping it without [`publish`](Leader::publish) or
 /// [`fail`](Leader::fail) (a panic, a cancelled future) wakes the waiters to try again.
 #[derive(Debug)]
-pub struct Leader<'a, K, V> {
+pub(crate) struct Leader<'a, K, V> {
     flights: &'a Flights<K, V>,
     hash: u64,
     flight: Arc<Flight<V>>,
@@ -210,18 +210,18 @@ pub struct Leader<'a, K, V> {
 
 impl<K, V> Leader<'_, K, V> {
     /// The generation the computation started in.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.flight.generation
     }
 
     /// Hands `value` to every waiter.
-    pub fn publish(mut self, value: V) {
+    pub(crate) fn publish(mut self, value: V) {
         self.finished = true;
         self.flight.finish(State::Done(value));
     }
 
     /// Tells every waiter that the body failed: each computes for itself.
-    pub fn fail(mut self) {
+    pub(crate) fn fail(mut self) {
         self.finished = true;
         self.flight.finish(State::Failed);
     }

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use parking_lot::RwLock;
 
 use crate::key::Selector;
-use crate::{BackendKind, CacheStats, Config, Error, Expire, Limit, Policy};
+use crate::{graph, BackendKind, CacheStats, Config, Error, Expire, Limit, Policy};
 
 /// One cached function, registered statically by `#[cache]`.
 ///
@@ -251,6 +251,59 @@ impl CachedFunction {
             };
         }
         total
+    }
+}
+
+/// The dependency graph, as seen from one function (see [`graph`](crate::graph)).
+impl CachedFunction {
+    /// The functions this one depends on: declared in the attribute or registered at
+    /// run time.
+    pub fn dependencies(&'static self) -> Vec<&'static CachedFunction> {
+        graph::dependencies_of(self)
+    }
+
+    /// The functions that depend on this one directly.
+    pub fn dependents(&'static self) -> Vec<&'static CachedFunction> {
+        graph::dependents_of(self)
+    }
+
+    /// The functions a full clear of this one reaches, itself first, each once.
+    pub fn clear_plan(&'static self) -> Vec<&'static CachedFunction> {
+        graph::plan(self, None).into_iter().map(|(f, _)| f).collect()
+    }
+
+    /// Clears this function, then everything downstream of it; returns the entries
+    /// removed in all.
+    ///
+    /// # Errors
+    /// The first store that could not be cleared; the others are still cleared.
+    pub fn clear(&'static self) -> Result<usize, Error> {
+        graph::cascade(self, None)
+    }
+
+    /// Clears the entries that match `selector`, cascading partially (see
+    /// [`plan`](crate::plan)).
+    ///
+    /// # Errors
+    /// As for [`clear`](CachedFunction::clear).
+    pub fn clear_by(&'static self, selector: &Selector) -> Result<usize, Error> {
+        graph::cascade(self, Some(selector))
+    }
+
+    /// [`clear`](CachedFunction::clear) for `async` callers.
+    ///
+    /// # Errors
+    /// As for [`clear`](CachedFunction::clear).
+    pub async fn clear_async(&'static self) -> Result<usize, Error> {
+        graph::cascade_async(self, None).await
+    }
+
+    /// [`clear_by`](CachedFunction::clear_by) for `async` callers.
+    ///
+    /// # Errors
+    /// As for [`clear`](CachedFunction::clear).
+    pub async fn clear_by_async(&'static self, selector: &Selector) -> Result<usize, Error> {
+        graph::cascade_async(self, Some(selector)).await
     }
 }
 

@@ -23,19 +23,24 @@ fn clear_one(f: &'static CachedFunction, selector: Option<&Selector>) -> Result<
     if controls.is_empty() {
         return f.backend_kind().cold_clear(f, selector);
     }
-    let mut removed = 0;
-    let mut first_error = None;
-    for control in controls {
-        let result = match selector {
-            Some(s) => control.clear_own_by(s),
-            None => control.clear_own(),
-        };
-        match result {
-            Ok(n) => removed += n,
-            Err(e) => first_error = first_error.or(Some(e)),
-        }
-    }
-    first_error.map_or(Ok(removed), Err)
+    total(controls.into_iter().map(|control| match selector {
+        Some(s) => control.clear_own_by(s),
+        None => control.clear_own(),
+    }))
+}
+
+/// The functions `f` depends on: declared in the attribute or registered at run time.
+pub(crate) fn dependencies_of(f: &'static CachedFunction) -> Vec<&'static CachedFunction> {
+    let mut all: Vec<_> = f.declared_dependencies().collect();
+    all.extend(RUNTIME.read().iter().filter(|(_, d)| *d == f).map(|(u, _)| *u));
+    all
+}
+
+/// The functions that depend on `f` directly.
+pub(crate) fn dependents_of(f: &'static CachedFunction) -> Vec<&'static CachedFunction> {
+    let mut all = DECLARED.get(&id(f)).cloned().unwrap_or_default();
+    all.extend(RUNTIME.read().iter().filter(|(u, _)| *u == f).map(|(_, d)| *d));
+    all
 }
 
 /// Every cached function of the program, whether or not it has run, in no set order.
@@ -114,23 +119,6 @@ impl FunctionCacheDependency {
     }
 }
 
-impl CachedFunction {
-    /// The functions this one depends on: declared in the attribute or registered at
-    /// run time.
-    pub fn dependencies(&'static self) -> Vec<&'static CachedFunction> {
-        let mut all: Vec<_> = self.declared_dependencies().collect();
-        all.extend(RUNTIME.read().iter().filter(|(_, d)| *d == self).map(|(u, _)| *u));
-        all
-    }
-
-    /// The functions that depend on this one directly.
-    pub fn dependents(&'static self) -> Vec<&'static CachedFunction> {
-        let mut all = DECLARED.get(&id(self)).cloned().unwrap_or_default();
-        all.extend(RUNTIME.read().iter().filter(|(u, _)| *u == self).map(|(_, d)| *d));
-        all
-    }
-}
-
 /// What one function of a cascade has removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -180,17 +168,11 @@ pub fn plan(
 
 /// Runs a clear along the graph from `root`; returns the entries removed in all.
 /// Every reached function is cleared even when one fails; the first error is returned.
-fn cascade(root: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
-    let mut removed = 0;
-    let mut first_error = None;
-    for (f, step) in plan(root, selector) {
+pub(crate) fn cascade(root: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
+    total(plan(root, selector).into_iter().map(|(f, step)| {
         let scope = if step == Step::Matching { selector } else { None };
-        match clear_one(f, scope) {
-            Ok(n) => removed += n,
-            Err(e) => first_error = first_error.or(Some(e)),
-        }
-    }
-    first_error.map_or(Ok(removed), Err)
+        clear_one(f, scope)
+    }))
 }
 
 /// [`clear_one`] for `async` callers.
@@ -200,73 +182,27 @@ async fn clear_one_async(f: &'static CachedFunction, selector: Option<&Selector>
         // Never opened here: the backend's blocking cold clear (rare).
         return clear_one(f, selector);
     }
-    let mut removed = 0;
-    let mut first_error = None;
+    let mut results = Vec::with_capacity(controls.len());
     for control in controls {
-        let result = match selector {
+        results.push(match selector {
             Some(s) => control.clear_own_by_async(s).await,
             None => control.clear_own_async().await,
-        };
-        match result {
-            Ok(n) => removed += n,
-            Err(e) => first_error = first_error.or(Some(e)),
-        }
+        });
     }
-    first_error.map_or(Ok(removed), Err)
+    total(results)
 }
 
 /// [`cascade`] for `async` callers.
-async fn cascade_async(root: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
-    let mut removed = 0;
-    let mut first_error = None;
+pub(crate) async fn cascade_async(
+    root: &'static CachedFunction,
+    selector: Option<&Selector>,
+) -> Result<usize, Error> {
+    let mut results = Vec::new();
     for (f, step) in plan(root, selector) {
         let scope = if step == Step::Matching { selector } else { None };
-        match clear_one_async(f, scope).await {
-            Ok(n) => removed += n,
-            Err(e) => first_error = first_error.or(Some(e)),
-        }
+        results.push(clear_one_async(f, scope).await);
     }
-    first_error.map_or(Ok(removed), Err)
-}
-
-impl CachedFunction {
-    /// The functions a full clear of this one reaches, itself first, each once.
-    pub fn clear_plan(&'static self) -> Vec<&'static CachedFunction> {
-        plan(self, None).into_iter().map(|(f, _)| f).collect()
-    }
-
-    /// Clears this function, then everything downstream of it; returns the entries
-    /// removed in all.
-    ///
-    /// # Errors
-    /// The first store that could not be cleared; the others are still cleared.
-    pub fn clear(&'static self) -> Result<usize, Error> {
-        cascade(self, None)
-    }
-
-    /// Clears the entries that match `selector`, cascading partially (see [`plan`]).
-    ///
-    /// # Errors
-    /// As for [`clear`](CachedFunction::clear).
-    pub fn clear_by(&'static self, selector: &Selector) -> Result<usize, Error> {
-        cascade(self, Some(selector))
-    }
-
-    /// [`clear`](CachedFunction::clear) for `async` callers.
-    ///
-    /// # Errors
-    /// As for [`clear`](CachedFunction::clear).
-    pub async fn clear_async(&'static self) -> Result<usize, Error> {
-        cascade_async(self, None).await
-    }
-
-    /// [`clear_by`](CachedFunction::clear_by) for `async` callers.
-    ///
-    /// # Errors
-    /// As for [`clear`](CachedFunction::clear).
-    pub async fn clear_by_async(&'static self, selector: &Selector) -> Result<usize, Error> {
-        cascade_async(self, Some(selector)).await
-    }
+    total(results)
 }
 
 /// Clears every cached function of the program, then every entry left under the

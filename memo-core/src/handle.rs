@@ -1,11 +1,14 @@
 //! The per-function cache handle: get-or-compute with single-flight, clears and stats.
 
-use std::future::Future;
+use std::future::{ready, Future};
 use std::hash::Hash;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use crate::backend::{Backend, Fill, Lookup};
-use crate::flight::{Flights, Outcome, Role};
+use crate::flight::{Flight, Flights, Outcome, Role};
 use crate::key::{KeyRef, OwnedKey, Selector, StrictKeys};
 use crate::mode::Mode;
 use crate::stats::Counters;
@@ -123,65 +126,15 @@ where
         discard: fn(&R) -> bool,
         body: impl FnOnce() -> R,
     ) -> R {
-        let (Some(store), Some((key, mut ticket))) = (&self.store, miss.fill) else {
+        let (Some(store), Some((key, ticket))) = (&self.store, miss.fill) else {
             return body();
         };
-        let leader = loop {
-            match self.flights.join(&key, self.generation.load(Ordering::Acquire)) {
-                Role::Lead(leader) => break leader,
-                Role::Wait(flight) => match flight.wait() {
-                    Outcome::Value(v) => return M::join(v),
-                    // Side by side with the other waiters, rather than one after another.
-                    Outcome::Failed => return self.compute_alone::<R, M>(store, key, ticket, discard, body),
-                    Outcome::Abandoned => {}
-                },
-            }
-        };
-        // A leader that finished between our lookup and our join has stored its value.
-        if B::RECHECK_ON_LEAD {
-            match store.get(&OwnedKey(&key)) {
-                Ok(Lookup::Hit(v)) => {
-                    leader.publish(v.clone());
-                    return M::join(v);
-                }
-                Ok(Lookup::Miss(fresh)) => ticket = fresh,
-                Err(err) => self.report(&err),
-            }
+        // Blocking I/O is never pending: one poll runs the whole computation.
+        let computation = self.fill::<R, M, Blocking>(store, key, ticket, discard, async move { body() });
+        match pin!(computation).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(ret) => ret,
+            Poll::Pending => unreachable!("a blocking computation is never pending"),
         }
-        let value = match split::<R, M>(body(), discard) {
-            Ok(value) => value,
-            Err(uncached) => {
-                leader.fail();
-                return uncached;
-            }
-        };
-        let fill = Fill::new(&self.generation, leader.generation(), ticket);
-        if let Err(err) = store.put(key, value.clone(), fill) {
-            self.report(&err);
-        }
-        leader.publish(value.clone());
-        M::join(value)
-    }
-
-    /// Runs the body without single-flight (its leader's body failed) and stores an
-    /// `Ok` value as a leader would.
-    fn compute_alone<R, M: Mode<R, Value = V>>(
-        &self,
-        store: &B,
-        key: K,
-        ticket: B::Ticket,
-        discard: fn(&R) -> bool,
-        body: impl FnOnce() -> R,
-    ) -> R {
-        let started = self.generation.load(Ordering::Acquire);
-        let value = match split::<R, M>(body(), discard) {
-            Ok(value) => value,
-            Err(uncached) => return uncached,
-        };
-        if let Err(err) = store.put(key, value.clone(), Fill::new(&self.generation, started, ticket)) {
-            self.report(&err);
-        }
-        M::join(value)
     }
 
     /// [`compute`](FunctionCache::compute) for `async` functions.
@@ -192,14 +145,29 @@ where
         discard: fn(&R) -> bool,
         body: impl Future<Output = R>,
     ) -> R {
-        let (Some(store), Some((key, mut ticket))) = (&self.store, miss.fill) else {
+        let (Some(store), Some((key, ticket))) = (&self.store, miss.fill) else {
             return body.await;
         };
+        self.fill::<R, M, Async>(store, key, ticket, discard, body).await
+    }
+
+    /// The computation of a miss, written once for blocking and `async` callers (`X`
+    /// says how to wait and to reach the store): join the key's flight, lead or wait;
+    /// the leader runs the body and stores its value, unless a clear began meanwhile.
+    async fn fill<R, M: Mode<R, Value = V>, X: Exec>(
+        &self,
+        store: &B,
+        key: K,
+        mut ticket: B::Ticket,
+        discard: fn(&R) -> bool,
+        body: impl Future<Output = R>,
+    ) -> R {
         let leader = loop {
             match self.flights.join(&key, self.generation.load(Ordering::Acquire)) {
                 Role::Lead(leader) => break leader,
-                Role::Wait(flight) => match flight.wait_async().await {
+                Role::Wait(flight) => match X::wait(flight).await {
                     Outcome::Value(v) => return M::join(v),
+                    // Side by side with the other waiters, rather than one after another.
                     Outcome::Failed => {
                         let started = self.generation.load(Ordering::Acquire);
                         let value = match split::<R, M>(body.await, discard) {
@@ -207,7 +175,7 @@ where
                             Err(uncached) => return uncached,
                         };
                         let fill = Fill::new(&self.generation, started, ticket);
-                        if let Err(err) = store.put_async(key, value.clone(), fill).await {
+                        if let Err(err) = X::put(store, key, value.clone(), fill).await {
                             self.report(&err);
                         }
                         return M::join(value);
@@ -216,8 +184,9 @@ where
                 },
             }
         };
+        // A leader that finished between our lookup and our join has stored its value.
         if B::RECHECK_ON_LEAD {
-            match store.get_async(&OwnedKey(&key)).await {
+            match X::get(store, &OwnedKey(&key)).await {
                 Ok(Lookup::Hit(v)) => {
                     leader.publish(v.clone());
                     return M::join(v);
@@ -234,7 +203,7 @@ where
             }
         };
         let fill = Fill::new(&self.generation, leader.generation(), ticket);
-        if let Err(err) = store.put_async(key, value.clone(), fill).await {
+        if let Err(err) = X::put(store, key, value.clone(), fill).await {
             self.report(&err);
         }
         leader.publish(value.clone());
@@ -265,6 +234,105 @@ where
     /// Starts a clear: no fill that began before this point may store afterwards.
     fn begin_clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// How a computation waits for a flight and reaches its store: [`Blocking`] (every
+/// future it returns is ready at once) or [`Async`].
+trait Exec {
+    fn wait<V: Clone + Send + Sync + 'static>(
+        flight: Arc<Flight<V>>,
+    ) -> impl Future<Output = Outcome<V>> + Send;
+    fn get<'a, K, V, B, Q>(
+        store: &'a B,
+        key: &'a Q,
+    ) -> impl Future<Output = Result<Lookup<V, B::Ticket>, Error>> + Send + 'a
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        B: Backend<K, V>,
+        Q: KeyRef<K> + Sync + ?Sized;
+    fn put<'a, K, V, B>(
+        store: &'a B,
+        key: K,
+        value: V,
+        fill: Fill<'a, B::Ticket>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        B: Backend<K, V>;
+}
+
+/// Blocking callers: the thread waits; the store's blocking methods.
+struct Blocking;
+
+impl Exec for Blocking {
+    fn wait<V: Clone + Send + Sync + 'static>(
+        flight: Arc<Flight<V>>,
+    ) -> impl Future<Output = Outcome<V>> + Send {
+        ready(flight.wait())
+    }
+    fn get<'a, K, V, B, Q>(
+        store: &'a B,
+        key: &'a Q,
+    ) -> impl Future<Output = Result<Lookup<V, B::Ticket>, Error>> + Send + 'a
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        B: Backend<K, V>,
+        Q: KeyRef<K> + Sync + ?Sized,
+    {
+        ready(store.get(key))
+    }
+    fn put<'a, K, V, B>(
+        store: &'a B,
+        key: K,
+        value: V,
+        fill: Fill<'a, B::Ticket>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        B: Backend<K, V>,
+    {
+        ready(store.put(key, value, fill))
+    }
+}
+
+/// `async` callers: the future waits; the store's `*_async` methods.
+struct Async;
+
+impl Exec for Async {
+    fn wait<V: Clone + Send + Sync + 'static>(
+        flight: Arc<Flight<V>>,
+    ) -> impl Future<Output = Outcome<V>> + Send {
+        flight.wait_async()
+    }
+    fn get<'a, K, V, B, Q>(
+        store: &'a B,
+        key: &'a Q,
+    ) -> impl Future<Output = Result<Lookup<V, B::Ticket>, Error>> + Send + 'a
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        B: Backend<K, V>,
+        Q: KeyRef<K> + Sync + ?Sized,
+    {
+        store.get_async(key)
+    }
+    fn put<'a, K, V, B>(
+        store: &'a B,
+        key: K,
+        value: V,
+        fill: Fill<'a, B::Ticket>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        B: Backend<K, V>,
+    {
+        store.put_async(key, value, fill)
     }
 }
 

@@ -23,7 +23,7 @@ pub trait KeyRef<K>: Hash {
 
 /// An owned key used where a [`KeyRef`] is expected.
 #[derive(Debug)]
-pub struct OwnedKey<'k, K>(pub &'k K);
+pub(crate) struct OwnedKey<'k, K>(pub &'k K);
 
 impl<K: Hash> Hash for OwnedKey<'_, K> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -53,7 +53,7 @@ pub trait StrictArgs {
 ///
 /// # Errors
 /// What the serializer reports for a value it cannot encode.
-pub fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+pub(crate) fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcard::Error> {
     postcard::to_stdvec(value)
 }
 

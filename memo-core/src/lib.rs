@@ -25,15 +25,25 @@ pub use config::{
     DEFAULT_KEY_PREFIX, DEFAULT_LIMIT, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL,
 };
 pub use error::Error;
-pub use flight::{Flight, Flights, Leader, Outcome, Role, WaitFuture};
-pub use function::{CacheControl, CachedFunction, Decl};
-pub use graph::{flush_all, flush_all_async, plan, registry, FunctionCacheDependency, Registration, Step};
-pub use handle::{FunctionCache, Miss};
+pub use function::{CacheControl, CachedFunction};
+pub use graph::{flush_all, flush_all_async, plan, registry, FunctionCacheDependency, Step};
+pub use handle::FunctionCache;
 pub use health::Health;
-pub use key::{encode_value, Field, KeyRef, OwnedKey, Selector, StrictArgs, StrictKeys};
-pub use mode::{Fallible, Mode, Plain};
+pub use key::{Field, KeyRef, Selector, StrictKeys};
 pub use policy::{Expire, Limit, Policy, SETTING_RULE};
-pub use stats::{thread_slot, CacheStats, Counters, Stripes};
+pub use stats::CacheStats;
+
+/// What generated code and the bundled stores use, and users need not: it changes
+/// without notice.
+#[doc(hidden)]
+pub mod plumbing {
+    pub use crate::function::Decl;
+    pub use crate::graph::Registration;
+    pub use crate::handle::Miss;
+    pub use crate::key::StrictArgs;
+    pub use crate::mode::{Fallible, Mode, Plain};
+    pub use crate::stats::Stripes;
+}
 
 /// A boxed, `Send` future, as [`CacheControl`]'s async methods return.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -29,10 +29,8 @@ pub struct CacheStats {
 /// The live counters behind [`CacheStats`]. Hits and misses are counted in
 /// per-thread [`Stripes`], so counting one writes only the calling thread's line.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     calls: Stripes<Tally>,
-    evictions: AtomicU64,
-    expirations: AtomicU64,
     errors: AtomicU64,
 }
 
@@ -45,35 +43,27 @@ struct Tally {
 impl Counters {
     /// Counts one hit.
     #[inline]
-    pub fn hit(&self) {
+    pub(crate) fn hit(&self) {
         let (tally, owned) = self.calls.local();
         bump(&tally.hits, owned);
     }
     /// Counts one miss.
-    pub fn miss(&self) {
+    pub(crate) fn miss(&self) {
         let (tally, owned) = self.calls.local();
         bump(&tally.misses, owned);
     }
-    /// Counts `n` evictions.
-    pub fn evicted(&self, n: u64) {
-        self.evictions.fetch_add(n, Relaxed);
-    }
-    /// Counts `n` expirations.
-    pub fn expired(&self, n: u64) {
-        self.expirations.fetch_add(n, Relaxed);
-    }
     /// Counts one store error.
-    pub fn error(&self) {
+    pub(crate) fn error(&self) {
         self.errors.fetch_add(1, Relaxed);
     }
     /// Reads the counters, with the backend's length.
-    pub fn snapshot(&self, len: Option<usize>) -> CacheStats {
+    pub(crate) fn snapshot(&self, len: Option<usize>) -> CacheStats {
         let sum = |field: fn(&Tally) -> &AtomicU64| self.calls.iter().map(|t| field(t).load(Relaxed)).sum();
         CacheStats {
             hits: sum(|t| &t.hits),
             misses: sum(|t| &t.misses),
-            evictions: self.evictions.load(Relaxed),
-            expirations: self.expirations.load(Relaxed),
+            evictions: 0,
+            expirations: 0,
             errors: self.errors.load(Relaxed),
             len,
         }
@@ -182,7 +172,7 @@ impl Drop for Release {
 /// The calling thread's slot: a small number no other live thread has, or a number
 /// past every stripe while the thread is ending.
 #[inline]
-pub fn thread_slot() -> usize {
+pub(crate) fn thread_slot() -> usize {
     match SLOT.with(Cell::get) {
         NO_SLOT => claim(),
         n => n,
