@@ -154,7 +154,7 @@ where
     /// The computation of a miss, written once for blocking and `async` callers (`X`
     /// says how to wait and to reach the store): join the key's flight, lead or wait;
     /// the leader runs the body and stores its value, unless a clear began meanwhile.
-    async fn fill<R, M: Mode<R, Value = V>, X: Exec>(
+    async fn fill<R, M: Mode<R, Value = V>, X: Exec<K, V, B>>(
         &self,
         store: &B,
         key: K,
@@ -239,63 +239,41 @@ where
 
 /// How a computation waits for a flight and reaches its store: [`Blocking`] (every
 /// future it returns is ready at once) or [`Async`].
-trait Exec {
-    fn wait<V: Clone + Send + Sync + 'static>(
-        flight: Arc<Flight<V>>,
-    ) -> impl Future<Output = Outcome<V>> + Send;
-    fn get<'a, K, V, B, Q>(
+trait Exec<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static, B: Backend<K, V>> {
+    fn wait(flight: Arc<Flight<V>>) -> impl Future<Output = Outcome<V>> + Send;
+    fn get<'a, Q: KeyRef<K> + Sync + ?Sized>(
         store: &'a B,
         key: &'a Q,
-    ) -> impl Future<Output = Result<Lookup<V, B::Ticket>, Error>> + Send + 'a
-    where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-        B: Backend<K, V>,
-        Q: KeyRef<K> + Sync + ?Sized;
-    fn put<'a, K, V, B>(
+    ) -> impl Future<Output = Result<Lookup<V, B::Ticket>, Error>> + Send + 'a;
+    fn put<'a>(
         store: &'a B,
         key: K,
         value: V,
         fill: Fill<'a, B::Ticket>,
-    ) -> impl Future<Output = Result<(), Error>> + Send + 'a
-    where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-        B: Backend<K, V>;
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a;
 }
 
 /// Blocking callers: the thread waits; the store's blocking methods.
 struct Blocking;
 
-impl Exec for Blocking {
-    fn wait<V: Clone + Send + Sync + 'static>(
-        flight: Arc<Flight<V>>,
-    ) -> impl Future<Output = Outcome<V>> + Send {
+impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static, B: Backend<K, V>> Exec<K, V, B>
+    for Blocking
+{
+    fn wait(flight: Arc<Flight<V>>) -> impl Future<Output = Outcome<V>> + Send {
         ready(flight.wait())
     }
-    fn get<'a, K, V, B, Q>(
+    fn get<'a, Q: KeyRef<K> + Sync + ?Sized>(
         store: &'a B,
         key: &'a Q,
-    ) -> impl Future<Output = Result<Lookup<V, B::Ticket>, Error>> + Send + 'a
-    where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-        B: Backend<K, V>,
-        Q: KeyRef<K> + Sync + ?Sized,
-    {
+    ) -> impl Future<Output = Result<Lookup<V, B::Ticket>, Error>> + Send + 'a {
         ready(store.get(key))
     }
-    fn put<'a, K, V, B>(
+    fn put<'a>(
         store: &'a B,
         key: K,
         value: V,
         fill: Fill<'a, B::Ticket>,
-    ) -> impl Future<Output = Result<(), Error>> + Send + 'a
-    where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-        B: Backend<K, V>,
-    {
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
         ready(store.put(key, value, fill))
     }
 }
@@ -303,35 +281,22 @@ impl Exec for Blocking {
 /// `async` callers: the future waits; the store's `*_async` methods.
 struct Async;
 
-impl Exec for Async {
-    fn wait<V: Clone + Send + Sync + 'static>(
-        flight: Arc<Flight<V>>,
-    ) -> impl Future<Output = Outcome<V>> + Send {
+impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static, B: Backend<K, V>> Exec<K, V, B> for Async {
+    fn wait(flight: Arc<Flight<V>>) -> impl Future<Output = Outcome<V>> + Send {
         flight.wait_async()
     }
-    fn get<'a, K, V, B, Q>(
+    fn get<'a, Q: KeyRef<K> + Sync + ?Sized>(
         store: &'a B,
         key: &'a Q,
-    ) -> impl Future<Output = Result<Lookup<V, B::Ticket>, Error>> + Send + 'a
-    where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-        B: Backend<K, V>,
-        Q: KeyRef<K> + Sync + ?Sized,
-    {
+    ) -> impl Future<Output = Result<Lookup<V, B::Ticket>, Error>> + Send + 'a {
         store.get_async(key)
     }
-    fn put<'a, K, V, B>(
+    fn put<'a>(
         store: &'a B,
         key: K,
         value: V,
         fill: Fill<'a, B::Ticket>,
-    ) -> impl Future<Output = Result<(), Error>> + Send + 'a
-    where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-        B: Backend<K, V>,
-    {
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
         store.put_async(key, value, fill)
     }
 }
