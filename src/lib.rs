@@ -30,7 +30,10 @@ pub use memo_core::{
     Config, ConfigBuilder, Error, Expire, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Limit,
     Lookup, Policy, RedisUrl, Selector, StoreFor, StoreStats, StrictKeys,
 };
-pub use memo_macros::{cache, cache_impl, distributed_memory_cache, json_cache, memory_cache, pickle_cache};
+#[doc = include_str!("cache_attribute.md")]
+#[doc(inline)]
+pub use memo_macros::cache;
+pub use memo_macros::{cache_impl, distributed_memory_cache, json_cache, memory_cache, pickle_cache};
 
 /// The backends that ship with memo-alchemy: each kind (what `backend = ...` names)
 /// and its store.

@@ -254,7 +254,7 @@ impl CachedFunction {
     }
 }
 
-/// The dependency graph, as seen from one function (see [`graph`](crate::graph)).
+// The dependency graph, as seen from one function (see `graph.rs`).
 impl CachedFunction {
     /// The functions this one depends on: declared in the attribute or registered at
     /// run time.

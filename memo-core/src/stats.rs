@@ -84,7 +84,7 @@ fn bump(counter: &AtomicU64, owned: bool) {
 /// A `T` per thread slot, each on its own cache lines, plus one shared by the threads
 /// that have no slot of their own.
 ///
-/// A live thread owns at most one slot (see [`thread_slot`]); slots below the stripe
+/// A live thread owns at most one slot (see `thread_slot`); slots below the stripe
 /// count are written by their owner only, so their counters need no atomic
 /// read-modify-write. Readers of the whole (stats, a writer waiting for readers) load
 /// every stripe.
