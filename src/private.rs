@@ -3,9 +3,8 @@
 use std::marker::PhantomData;
 
 pub use inventory;
-pub use memo_backends::MemoryBackend;
-#[cfg(feature = "redis")]
-pub use memo_backends::{DistributedMemoryBackend, JsonBackend, PickleBackend};
+/// Every backend kind, under the name the attribute's table gives it.
+pub use memo_backends::*;
 pub use memo_core::plumbing::{Decl, Fallible, Mode, Plain, Registration};
 pub use memo_core::{
     CacheStats, CachedFunction, Error, Expire, FunctionCache, Limit, Lookup, Selector, StoreFor, StrictKeys,

@@ -130,8 +130,9 @@ where
             return body();
         };
         // Blocking I/O is never pending: one poll runs the whole computation.
-        let computation = self.fill::<R, M, Blocking>(store, key, ticket, discard, async move { body() });
-        match pin!(computation).poll(&mut Context::from_waker(Waker::noop())) {
+        let computation =
+            pin!(self.fill::<R, M, Blocking>(store, key, ticket, discard, async move { body() }));
+        match computation.poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(ret) => ret,
             Poll::Pending => unreachable!("a blocking computation is never pending"),
         }
