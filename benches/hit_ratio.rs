@@ -1,6 +1,12 @@
-//! Hit ratios on a Zipf workload: ours beside a true LRU (the `lru` crate; the `cached`
-//! crate's store is an exact LRU too) and the other peers, on one request sequence. Not a timing: it prints the ratios and writes
-//! them to `target/bench-hit-ratio.tsv` for `scripts/bench`'s report.
+//! Hit ratios of ours beside a true LRU (the `lru` crate; the `cached` crate's store is
+//! an exact LRU too), quick_cache and moka, on one request sequence per workload. Not a
+//! timing: it prints the ratios and writes them to `target/bench-hit-ratio.tsv` for
+//! `scripts/bench`'s report.
+//!
+//! Workloads: Zipf at s = 0.99 and 0.7 over 100,000 keys; a hot set with a one-off
+//! scan of 10x the capacity through it (scan resistance); a loop slightly larger than
+//! the capacity (LRU's worst case); a Zipf working set that shifts to other keys
+//! halfway (recency must still win).
 //!
 //! Run with `cargo bench --bench hit_ratio`.
 
@@ -12,44 +18,100 @@ use std::num::NonZeroUsize;
 use common::Rng;
 use memo_alchemy::cache;
 
-/// Distinct keys the requests draw from.
+/// Distinct keys the Zipf requests draw from.
 const ITEMS: usize = 100_000;
-/// Zipf exponent: item `i` (from 0) is requested with weight `1 / (i + 1)^S`.
-const S: f64 = 0.99;
-const WARM_UP: usize = 500_000;
-const REQUESTS: usize = 2_000_000;
+const WARM_UP: usize = 200_000;
+const REQUESTS: usize = 1_000_000;
+const CAPACITIES: [usize; 4] = [16, 50, 1_000, 10_000];
 
-#[cache(limit = 1000, expire = -1)]
-fn ours_1k(k: u64) -> u64 {
-    k
+/// One cached function per workload and capacity, so that every run starts cold.
+macro_rules! ours {
+    ($($name:ident = $cap:literal),* $(,)?) => {
+        $(
+            #[cache(limit = $cap, expire = -1)]
+            fn $name(k: u64) -> u64 {
+                k
+            }
+        )*
+    };
 }
 
-#[cache(limit = 10000, expire = -1)]
-fn ours_10k(k: u64) -> u64 {
-    k
-}
+ours!(
+    zipf99_16 = 16,
+    zipf99_50 = 50,
+    zipf99_1k = 1000,
+    zipf99_10k = 10000,
+    zipf70_16 = 16,
+    zipf70_50 = 50,
+    zipf70_1k = 1000,
+    zipf70_10k = 10000,
+    scan_16 = 16,
+    scan_50 = 50,
+    scan_1k = 1000,
+    scan_10k = 10000,
+    loop_16 = 16,
+    loop_50 = 50,
+    loop_1k = 1000,
+    loop_10k = 10000,
+    shift_16 = 16,
+    shift_50 = 50,
+    shift_1k = 1000,
+    shift_10k = 10000,
+);
 
-#[cache(limit = 50, expire = -1)]
-fn ours_50(k: u64) -> u64 {
-    k
-}
+/// A memo function and its `cache_stats`.
+type Ours = (fn(u64) -> u64, fn() -> memo_alchemy::CacheStats);
 
-/// The request sequence: Zipf-distributed ranks, scrambled into keys.
-fn requests(n: usize) -> Vec<u64> {
+/// Zipf-distributed ranks over `ITEMS` keys at exponent `s`, scrambled into keys from
+/// `offset` on.
+fn zipf(n: usize, s: f64, offset: u64, seed: u64) -> Vec<u64> {
     let mut cdf = Vec::with_capacity(ITEMS);
     let mut total = 0.0;
     for i in 0..ITEMS {
-        total += 1.0 / ((i + 1) as f64).powf(S);
+        total += 1.0 / ((i + 1) as f64).powf(s);
         cdf.push(total);
     }
-    let mut rng = Rng::new(0x2197);
+    let mut rng = Rng::new(seed);
     (0..n)
         .map(|_| {
             let u = rng.unit() * total;
             let rank = cdf.partition_point(|&c| c < u) as u64;
-            common::compute(rank)
+            common::compute(rank + offset)
         })
         .collect()
+}
+
+/// A hot set of half the capacity, requested uniformly, with one scan of 10x the
+/// capacity of never-repeated keys every `4 x capacity` requests.
+fn scan(n: usize, capacity: usize) -> Vec<u64> {
+    let mut rng = Rng::new(0x5ca9);
+    let hot = (capacity / 2).max(1) as u64;
+    let mut next_cold = 1_000_000_000_u64;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        for _ in 0..4 * capacity {
+            out.push(common::compute(rng.next_u64() % hot));
+        }
+        for _ in 0..10 * capacity {
+            out.push(common::compute(next_cold));
+            next_cold += 1;
+        }
+    }
+    out.truncate(n);
+    out
+}
+
+/// Keys `0..1.1 x capacity`, in order, over and over.
+fn looping(n: usize, capacity: usize) -> Vec<u64> {
+    let size = (capacity + capacity / 10).max(capacity + 1) as u64;
+    (0..n as u64).map(|i| common::compute(i % size)).collect()
+}
+
+/// Zipf 0.99 over one key space, then over another from halfway.
+fn shift(n: usize) -> Vec<u64> {
+    let mut reqs = zipf(n / 2, 0.99, 0, 0x2197);
+    reqs.extend(zipf(n - n / 2, 0.99, 10 * ITEMS as u64, 0x7912));
+    reqs
 }
 
 /// Hits over the measured part of `reqs`, counting with `get` (true on a hit).
@@ -61,12 +123,7 @@ fn ratio(reqs: &[u64], mut get: impl FnMut(u64) -> bool) -> f64 {
     hits as f64 / (reqs.len() - WARM_UP) as f64
 }
 
-/// A cached function's `cache_stats`.
-type Stats = fn() -> memo_alchemy::CacheStats;
-/// A memo function.
-type Call = fn(u64) -> u64;
-
-fn ours(reqs: &[u64], call: Call, stats: Stats) -> f64 {
+fn ours(reqs: &[u64], (call, stats): Ours) -> f64 {
     for &k in &reqs[..WARM_UP] {
         call(k);
     }
@@ -76,7 +133,6 @@ fn ours(reqs: &[u64], call: Call, stats: Stats) -> f64 {
     }
     (stats().hits - before) as f64 / (reqs.len() - WARM_UP) as f64
 }
-
 fn true_lru(reqs: &[u64], capacity: usize) -> f64 {
     let mut lru = lru::LruCache::new(NonZeroUsize::new(capacity).expect("not zero"));
     ratio(reqs, |k| lru.get(&k).is_some() || lru.put(k, k).is_some())
@@ -108,29 +164,79 @@ fn moka(reqs: &[u64], capacity: usize) -> f64 {
 }
 
 fn main() {
-    let reqs = requests(WARM_UP + REQUESTS);
     let mut tsv = String::new();
-    let rows: [(usize, Call, Stats); 3] = [
-        (50, ours_50, ours_50::cache_stats),
-        (1_000, ours_1k, ours_1k::cache_stats),
-        (10_000, ours_10k, ours_10k::cache_stats),
+    let zipf99 = zipf(WARM_UP + REQUESTS, 0.99, 0, 0x2197);
+    let zipf70 = zipf(WARM_UP + REQUESTS, 0.7, 0, 0x2197);
+    let shifted = shift(WARM_UP + REQUESTS);
+    let workloads: [(&str, [Ours; 4]); 5] = [
+        (
+            "zipf_0.99",
+            [
+                (zipf99_16, zipf99_16::cache_stats),
+                (zipf99_50, zipf99_50::cache_stats),
+                (zipf99_1k, zipf99_1k::cache_stats),
+                (zipf99_10k, zipf99_10k::cache_stats),
+            ],
+        ),
+        (
+            "zipf_0.7",
+            [
+                (zipf70_16, zipf70_16::cache_stats),
+                (zipf70_50, zipf70_50::cache_stats),
+                (zipf70_1k, zipf70_1k::cache_stats),
+                (zipf70_10k, zipf70_10k::cache_stats),
+            ],
+        ),
+        (
+            "scan",
+            [
+                (scan_16, scan_16::cache_stats),
+                (scan_50, scan_50::cache_stats),
+                (scan_1k, scan_1k::cache_stats),
+                (scan_10k, scan_10k::cache_stats),
+            ],
+        ),
+        (
+            "loop",
+            [
+                (loop_16, loop_16::cache_stats),
+                (loop_50, loop_50::cache_stats),
+                (loop_1k, loop_1k::cache_stats),
+                (loop_10k, loop_10k::cache_stats),
+            ],
+        ),
+        (
+            "shift",
+            [
+                (shift_16, shift_16::cache_stats),
+                (shift_50, shift_50::cache_stats),
+                (shift_1k, shift_1k::cache_stats),
+                (shift_10k, shift_10k::cache_stats),
+            ],
+        ),
     ];
-    println!("Zipf s = {S} over {ITEMS} keys, {REQUESTS} requests after {WARM_UP} of warm-up");
-    for (capacity, call, stats) in rows {
-        let lru = true_lru(&reqs, capacity);
-        let results = [
-            ("memo_alchemy", ours(&reqs, call, stats)),
-            ("true_lru", lru),
-            ("quick_cache", quick(&reqs, capacity)),
-            ("moka", moka(&reqs, capacity)),
-        ];
-        for (name, r) in results {
-            println!(
-                "capacity {capacity:>6}  {name:<14} {:6.2}%  ({:+.2} points vs true LRU)",
-                r * 100.0,
-                (r - lru) * 100.0
-            );
-            writeln!(tsv, "{capacity}\t{name}\t{r}").expect("writing to a String");
+    println!("{REQUESTS} requests after {WARM_UP} of warm-up per run");
+    for (workload, functions) in workloads {
+        for (capacity, function) in CAPACITIES.into_iter().zip(functions) {
+            let reqs = match workload {
+                "zipf_0.99" => zipf99.clone(),
+                "zipf_0.7" => zipf70.clone(),
+                "scan" => scan(WARM_UP + REQUESTS, capacity),
+                "loop" => looping(WARM_UP + REQUESTS, capacity),
+                _ => shifted.clone(),
+            };
+            let lru = true_lru(&reqs, capacity);
+            let results = [
+                ("memo_alchemy", ours(&reqs, function)),
+                ("true_lru", lru),
+                ("quick_cache", quick(&reqs, capacity)),
+                ("moka", moka(&reqs, capacity)),
+            ];
+            let line: Vec<String> = results.iter().map(|(n, r)| format!("{n} {:6.2}%", r * 100.0)).collect();
+            println!("{workload:<10} capacity {capacity:>6}  {}", line.join("  "));
+            for (name, r) in results {
+                writeln!(tsv, "{workload}\t{capacity}\t{name}\t{r}").expect("writing to a String");
+            }
         }
     }
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target/tmp has a parent");

@@ -87,6 +87,5 @@ fn installed_defaults_apply_and_install_happens_once() {
     for a in [1, 2, 3] {
         defaulted(a);
     }
-    let stats = defaulted::cache_stats();
-    assert_eq!((stats.len, stats.evictions), (Some(2), 1));
+    assert_eq!(defaulted::cache_stats().len, Some(2), "the installed default limit holds");
 }

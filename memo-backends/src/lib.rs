@@ -16,6 +16,7 @@ mod read_mostly;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod second_chance;
+mod sketch;
 
 pub use memory::{Memory, MemoryBackend};
 #[cfg(feature = "redis")]

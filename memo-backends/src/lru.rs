@@ -40,6 +40,20 @@ impl<K, V> Lru<K, V> {
         Lru { table: HashTable::new(), slots: Vec::new(), free: Vec::new(), head: NIL, tail: NIL }
     }
 
+    /// Whether `key` has an entry (expired or not).
+    pub(crate) fn contains(&self, hash: u64, key: &K) -> bool
+    where
+        K: Eq,
+    {
+        let slots = &self.slots;
+        self.table.find(hash, |&i| slots[i as usize].entry.as_ref().is_some_and(|(k, _)| k == key)).is_some()
+    }
+
+    /// The hash of the entry a full map evicts next: the least recently used.
+    pub(crate) fn victim_hash(&self) -> Option<u64> {
+        (self.tail != NIL).then(|| self.slots[self.tail as usize].hash)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.table.len()
     }

@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use crate::lru::{Found, Lru};
 use crate::read_mostly::{ReadMostly, MAX_SHARDS};
 use crate::second_chance::SecondChance;
+use crate::sketch::Sketch;
 
 /// The largest `limit` kept in exact LRU order; larger caches evict by CLOCK.
 pub(crate) const EXACT_LRU_MAX: usize = 64;
@@ -57,18 +58,37 @@ enum Store<K, V> {
     Clock(ReadMostly<Counted<SecondChance<K, V>>>),
 }
 
-/// A map, its share of the limit, and what it removed.
+/// A map, its share of the limit, what it removed, and (when it has a limit) the
+/// sketch that decides what a full map lets in.
 #[derive(Debug)]
 struct Counted<M> {
     map: M,
     limit: Option<usize>,
     evictions: u64,
     expirations: u64,
+    sketch: Option<Sketch>,
 }
 
 impl<M> Counted<M> {
     fn new(map: M, limit: Option<usize>) -> Self {
-        Counted { map, limit, evictions: 0, expirations: 0 }
+        Counted { map, limit, evictions: 0, expirations: 0, sketch: limit.map(Sketch::new) }
+    }
+
+    /// Whether a new value may be stored: always while the map has room or replaces an
+    /// entry; when full, only if TinyLFU prefers it to the entry it would evict.
+    fn admits(
+        &mut self,
+        hash: u64,
+        full: impl FnOnce(&M) -> bool,
+        victim: impl FnOnce(&mut M) -> Option<u64>,
+    ) -> bool {
+        let Some(sketch) = &mut self.sketch else { return true };
+        if full(&self.map) {
+            sketch.admits(hash, victim(&mut self.map))
+        } else {
+            sketch.increment(hash);
+            true
+        }
     }
 }
 
@@ -179,9 +199,16 @@ where
                 }
             }),
             Store::Exact(lock) => {
-                let mut state = lock.lock();
+                let mut guard = lock.lock();
+                let state = &mut *guard;
                 match state.map.get(hash, is_expired, |k| key.matches(k)) {
-                    Found::Live(v) => Some(Some(v.clone())),
+                    Found::Live(v) => {
+                        // Under the lock anyway: hits count towards admission too.
+                        if let Some(sketch) = &mut state.sketch {
+                            sketch.increment(hash);
+                        }
+                        Some(Some(v.clone()))
+                    }
                     Found::Expired => {
                         state.expirations += 1;
                         None
@@ -208,16 +235,19 @@ where
         match &self.store {
             Store::Exact(lock) => {
                 let mut state = lock.lock();
-                if fill.is_current() {
-                    let limit = state.limit;
+                let limit = state.limit;
+                let full = |m: &Lru<K, V>| limit.is_some_and(|l| m.len() >= l) && !m.contains(hash, &key);
+                if fill.is_current() && state.admits(hash, full, |m| m.victim_hash()) {
                     state.evictions += state.map.insert(hash, key, value, expires_at, limit);
                 }
             }
             Store::Clock(lock) => lock.write(shard_of(hash, lock.shards()), |c| {
-                if fill.is_current() {
-                    let limit = c.limit;
-                    let removed =
-                        c.map.insert(hash, key, value, expires_at, now, limit, |k| self.hasher.hash_one(k));
+                let limit = c.limit;
+                let hash_of = |k: &K| self.hasher.hash_one(k);
+                let full =
+                    |m: &SecondChance<K, V>| limit.is_some_and(|l| m.len() >= l) && !m.contains(hash, &key);
+                if fill.is_current() && c.admits(hash, full, |m| m.victim_hash(hash_of)) {
+                    let removed = c.map.insert(hash, key, value, expires_at, now, limit, hash_of);
                     c.evictions += removed.evicted;
                     c.expirations += removed.expired;
                 }

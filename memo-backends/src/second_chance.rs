@@ -63,6 +63,24 @@ impl<K, V> SecondChance<K, V> {
         SecondChance { table: HashTable::new(), hand: 0 }
     }
 
+    /// Whether `key` has an entry (expired or not).
+    pub(crate) fn contains(&self, hash: u64, key: &K) -> bool
+    where
+        K: Eq,
+    {
+        self.table.find(hash, |e| e.key == *key).is_some()
+    }
+
+    /// The hash of the entry a full map evicts next; the hand stays on it (clearing
+    /// the referenced bits it passes, as the eviction itself would).
+    pub(crate) fn victim_hash(&mut self, hash_of: impl Fn(&K) -> u64) -> Option<u64> {
+        if self.len() == 0 {
+            return None;
+        }
+        let index = self.victim();
+        self.table.get_bucket(index).map(|e| hash_of(&e.key))
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.table.len()
     }
@@ -140,6 +158,7 @@ impl<K, V> SecondChance<K, V> {
                 entry.remove();
                 evicted += 1;
             }
+            self.hand = victim + 1;
         }
         self.table.insert_unique(hash, Entry::new(key, value, expires_at), |e| hash_of(&e.key));
         removed.evicted = evicted;
@@ -155,13 +174,17 @@ impl<K, V> SecondChance<K, V> {
                 self.hand = 0;
             }
             let index = self.hand;
-            self.hand += 1;
-            let Some(entry) = self.table.get_bucket_mut(index) else { continue };
+            let Some(entry) = self.table.get_bucket_mut(index) else {
+                self.hand += 1;
+                continue;
+            };
             let expiry = entry.expiry.get_mut();
             if *expiry & REFERENCED == 0 {
+                // The hand stays on the victim until it is removed.
                 return index;
             }
             *expiry &= NEVER;
+            self.hand += 1;
         }
     }
 
