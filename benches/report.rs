@@ -141,12 +141,14 @@ fn main() {
         .iter()
         .filter_map(|(workload, cap)| {
             let ours = ratio_of(workload, cap, "memo_alchemy")?;
-            let best = ["quick_cache", "moka"].iter().filter_map(|p| ratio_of(workload, cap, p)).fold(0.0, f64::max);
+            let best =
+                ["quick_cache", "moka"].iter().filter_map(|p| ratio_of(workload, cap, p)).fold(0.0, f64::max);
             Some((ours - best) * 100.0)
         })
         .collect();
     for ((workload, cap), gap) in rows.iter().zip(&gaps) {
-        let cell = |name| ratio_of(workload, cap, name).map_or(String::from("-"), |r| format!("{:.2}%", r * 100.0));
+        let cell =
+            |name| ratio_of(workload, cap, name).map_or(String::from("-"), |r| format!("{:.2}%", r * 100.0));
         w(format!(
             "| {workload} | {cap} | {} | {} | {} | {} | {gap:+.2} points |\n",
             cell("memo_alchemy"),

@@ -212,5 +212,76 @@ fn clear_100k(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hit_u64, hit_strings, miss_insert, throughput, clear_100k);
+#[cache(limit = 10000)]
+async fn ours_async(a: u64) -> u64 {
+    common::compute(a)
+}
+
+static MOKA_ASYNC: LazyLock<moka::future::Cache<u64, u64>> =
+    LazyLock::new(|| moka::future::Cache::new(common::CAPACITY as u64));
+
+async fn moka_async(a: u64) -> u64 {
+    if let Some(v) = MOKA_ASYNC.get(&a).await {
+        return v;
+    }
+    let v = common::compute(a);
+    MOKA_ASYNC.insert(a, v).await;
+    v
+}
+
+/// A cache under test, called with a key.
+type Call = fn(u64) -> u64;
+
+/// Polls `future` once: every future here finishes without waiting, so that the group
+/// measures the futures themselves, not an executor.
+fn now<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    match std::pin::pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a cache future waited"),
+    }
+}
+
+/// Group 8: `async fn` hits and misses, beside the sync hit and moka's `future::Cache`
+/// (quick_cache has no async lookup: its sync `get` is what an async caller uses).
+fn async_calls(c: &mut Criterion) {
+    let keys = walk();
+    let peers: [(&str, Call); 4] = [
+        ("memo_alchemy_async", |k| now(ours_async(k))),
+        ("memo_alchemy_sync", common::ours),
+        ("quick_cache", U64_PEERS[3].call),
+        ("moka_future", |k| now(moka_async(k))),
+    ];
+    let mut hits = group(c, "8_async_hit");
+    for (name, call) in peers {
+        for k in 0..common::WORKING_SET {
+            call(k);
+        }
+        let mut i = 0;
+        hits.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) & (keys.len() - 1);
+                call(black_box(keys[i]))
+            })
+        });
+    }
+    hits.finish();
+    let mut group = group(c, "8_async_miss_insert_evict");
+    for (name, call) in peers {
+        let mut fresh = 1 << 41;
+        for _ in 0..CAPACITY {
+            fresh += 1;
+            call(fresh);
+        }
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                fresh += 1;
+                call(black_box(fresh))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hit_u64, hit_strings, miss_insert, throughput, clear_100k, async_calls);
 criterion_main!(benches);

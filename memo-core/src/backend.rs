@@ -163,6 +163,11 @@ pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sy
     /// again first, in case a previous leader stored it a moment ago. Worth it when a
     /// lookup is cheap; a network store may prefer an occasional duplicate computation.
     const RECHECK_ON_LEAD: bool = true;
+    /// Whether [`get`](Backend::get) answers at once, without waiting on I/O (an
+    /// in-process store): an `async` caller then calls it directly, as cheaply as a
+    /// blocking one. Network stores set it to `false`, and `async` callers use
+    /// [`get_async`](Backend::get_async).
+    const GET_AT_ONCE: bool = true;
 
     /// Opens the store of `function`, under `policy` (never `Off`: a function whose
     /// caching is off opens no store). `strict` is given for `strict = true` functions.

@@ -82,6 +82,14 @@ where
         }
     }
 
+    /// Whether an `async` function may use [`lookup`](FunctionCache::lookup): the store
+    /// answers at once (see [`Backend::GET_AT_ONCE`]).
+    #[doc(hidden)]
+    #[inline]
+    pub fn lookup_at_once(&self) -> bool {
+        B::GET_AT_ONCE
+    }
+
     /// [`lookup`](FunctionCache::lookup) for `async` functions.
     #[doc(hidden)]
     pub async fn lookup_async<Q: KeyRef<K> + Sync + ?Sized>(&self, key: &Q) -> Lookup<V, Miss<K, B::Ticket>> {

@@ -240,16 +240,22 @@ fn wrapped(m: &Model<'_>) -> TokenStream {
     let body = if m.is_async {
         quote! {
             let #cache = #handle();
-            let #miss = match #cache.lookup_async(&#key).await { #hit };
+            // An in-process store answers at once: no future on the hit path.
+            let #miss = if #cache.lookup_at_once() {
+                match #cache.lookup(&#key) { #hit }
+            } else {
+                match #cache.lookup_async(&#key).await { #hit }
+            };
             #probe
-            #cache
-                .compute_async::<#output, #mode>(#miss, #discard, async move {
-                    #[allow(unreachable_code, clippy::diverging_sub_expression)]
-                    let #ret: #output = #block;
-                    #[allow(unreachable_code)]
-                    #ret
-                })
-                .await
+            // Boxed: the miss path's state (the body's future among it) stays out of the
+            // caller's future, so that a hit moves and polls a small one.
+            ::std::boxed::Box::pin(#cache.compute_async::<#output, #mode>(#miss, #discard, async move {
+                #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                let #ret: #output = #block;
+                #[allow(unreachable_code)]
+                #ret
+            }))
+            .await
         }
     } else {
         quote! {

@@ -145,6 +145,7 @@ where
     type Ticket = String;
     /// A second round trip per miss to save a rare duplicate computation: not worth it.
     const RECHECK_ON_LEAD: bool = false;
+    const GET_AT_ONCE: bool = false;
 
     fn open(
         function: &'static CachedFunction,
