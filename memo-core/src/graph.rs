@@ -206,8 +206,9 @@ pub(crate) async fn cascade_async(
 }
 
 /// Clears every cached function of the program, then every entry left under the
-/// configured prefix in shared stores (Redis), never a key outside it. Returns the
-/// entries removed.
+/// configured prefix in shared stores (Redis), never a key outside it. Returns the live
+/// entries the functions' clears removed (leftovers of other builds are removed
+/// uncounted).
 ///
 /// # Errors
 /// The first store that could not be cleared; the others are still cleared.

@@ -13,6 +13,7 @@ mod bus;
 mod codec;
 mod conn;
 mod distributed;
+mod drain;
 mod namespace;
 mod ops;
 mod pending;
@@ -92,24 +93,27 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
         Ok(())
     }
 
-    /// A value read from Redis; one that does not decode is a miss, counted.
-    fn found(&self, value: Option<Vec<u8>>, generation: String) -> Lookup<V, String>
+    /// A value read from Redis; one that does not decode, or carries no epoch tag, is
+    /// a miss, counted.
+    fn found(&self, found: ops::Found, generation: String) -> Lookup<V, String>
     where
         V: DeserializeOwned,
     {
-        match value.map(|bytes| C::decode::<V>(&bytes)) {
-            Some(Ok(v)) => Lookup::Hit(v),
-            Some(Err(reason)) => {
-                self.decode_errors.fetch_add(1, Relaxed);
-                tracing::warn!(
-                    function = self.function.path(),
-                    reason,
-                    "memo-alchemy: undecodable value; recomputing"
-                );
-                Lookup::Miss(generation)
-            }
-            None => Lookup::Miss(generation),
-        }
+        let reason = match found {
+            ops::Found::Nothing => return Lookup::Miss(generation),
+            ops::Found::Value(bytes) => match C::decode::<V>(&bytes) {
+                Ok(v) => return Lookup::Hit(v),
+                Err(reason) => reason,
+            },
+            ops::Found::Foreign => "the value carries no epoch tag".to_owned(),
+        };
+        self.decode_errors.fetch_add(1, Relaxed);
+        tracing::warn!(
+            function = self.function.path(),
+            reason,
+            "memo-alchemy: undecodable value; recomputing"
+        );
+        Lookup::Miss(generation)
     }
 
     fn write_args<'a>(&self, entry: &'a str, value: &'a [u8], generation: &'a str) -> ops::Write<'a> {
@@ -152,6 +156,7 @@ where
         policy: Policy,
         strict: Option<StrictKeys<K>>,
     ) -> Result<Self, Error> {
+        drain::start();
         Ok(RedisStore {
             function,
             ns: Namespace::of(function, Config::global()),

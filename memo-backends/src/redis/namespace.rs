@@ -6,7 +6,16 @@
 //!   …:k:{name}={hex}:{name}={hex}                                                  an entry (strict)
 //!   …:i                                                                            the index (ZSET)
 //!   …:g                                                                            the clear generation
+//!   …:e                                                                            the entry epoch
+//!   …:i:draining:{unique}                                                          a cleared index, draining
+//! {config prefix}:__memo:drains                                                    the draining indexes (SET)
 //! ```
+//!
+//! An entry's value is `e{epoch}|` then the encoded value: only values of the current
+//! epoch are read. A full clear moves the epoch on (every entry is unreadable at once),
+//! renames the index aside and lists it in the drains set, where a background drain in
+//! any process removes its old entries in batches. The generation moves on with every
+//! clear, full or partial: a fill that began before cannot store.
 //!
 //! Arguments are hex-encoded postcard bytes, so they never contain `:`, `=` or a glob
 //! character, and two argument lists never share a key. The fingerprint hashes the
@@ -18,6 +27,10 @@ use memo_core::{CachedFunction, Config};
 #[derive(Debug, Clone)]
 pub(crate) struct Namespace {
     base: String,
+    /// The function's expiry in ms, 0 for none: live entries are the index members
+    /// written less than this long ago.
+    ttl_ms: u64,
+    drains: String,
 }
 
 impl Namespace {
@@ -32,7 +45,26 @@ impl Namespace {
                 function.backend(),
                 function.path(),
             ),
+            ttl_ms: function.policy(config).expire.after_ms().unwrap_or(0),
+            drains: drains(config),
         }
+    }
+
+    pub(crate) fn ttl_ms(&self) -> u64 {
+        self.ttl_ms
+    }
+
+    pub(crate) fn epoch(&self) -> String {
+        format!("{}:e", self.base)
+    }
+
+    pub(crate) fn drains(&self) -> &str {
+        &self.drains
+    }
+
+    /// A unique name to rename the index to when it is cleared.
+    pub(crate) fn draining(&self, unique: &str) -> String {
+        format!("{}:i:draining:{unique}", self.base)
     }
 
     /// The key of the entry whose arguments encode to `segments` (see the module docs).
@@ -52,6 +84,28 @@ impl Namespace {
     pub(crate) fn generation(&self) -> String {
         format!("{}:g", self.base)
     }
+}
+
+/// The set of draining indexes under the configured prefix.
+pub(crate) fn drains(config: &Config) -> String {
+    format!("{}:__memo:drains", config.key_prefix())
+}
+
+/// The epoch key of the namespace a draining index belongs to.
+pub(crate) fn epoch_of_draining(draining: &str) -> Option<String> {
+    draining.rsplit_once(":i:draining:").map(|(base, _)| format!("{base}:e"))
+}
+
+/// The payload of a stored value if it carries the `epoch` tag; `Err` if the value has
+/// no tag at all (foreign bytes), `Ok(None)` if it is from another epoch.
+pub(crate) fn untag<'v>(value: &'v [u8], epoch: &str) -> Result<Option<&'v [u8]>, ()> {
+    let rest = value.strip_prefix(b"e").ok_or(())?;
+    let bar = rest.iter().position(|b| *b == b'|').ok_or(())?;
+    let (number, payload) = (&rest[..bar], &rest[bar + 1..]);
+    if number.is_empty() || !number.iter().all(u8::is_ascii_digit) {
+        return Err(());
+    }
+    Ok((number == epoch.as_bytes()).then_some(payload))
 }
 
 /// The strict segment of one argument: `name=hex`.
@@ -124,6 +178,18 @@ mod tests {
         assert_eq!(unhex(&hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn values_are_read_in_their_epoch_only() {
+        assert_eq!(untag(b"e3|abc", "3"), Ok(Some(&b"abc"[..])));
+        assert_eq!(untag(b"e3|", "3"), Ok(Some(&b""[..])));
+        assert_eq!(untag(b"e2|abc", "3"), Ok(None));
+        assert_eq!(untag(b"e31|abc", "3"), Ok(None));
+        assert_eq!(untag(b"\"user\"", "3"), Err(()));
+        assert_eq!(untag(b"ex|a", "3"), Err(()));
+        assert_eq!(untag(b"", "3"), Err(()));
+        assert_eq!(epoch_of_draining("p:_:json:f:00:i:draining:12-3"), Some("p:_:json:f:00:e".into()));
     }
 
     #[test]

@@ -3,21 +3,33 @@
 use redis::{cmd, RedisResult};
 
 use super::conn::Io;
-use super::namespace::{has_segments, Namespace};
-use super::script::WRITE;
+use super::namespace::{has_segments, untag, Namespace};
+use super::script::{CLEAR, DRAIN, WRITE};
 
 /// Keys removed per round trip by clears: small enough that Redis never stalls.
 const BATCH: usize = 1000;
 
-/// The value of `entry`, if any, and the namespace's clear generation: one `MGET`.
-pub(crate) async fn lookup(
-    io: &mut impl Io,
-    ns: &Namespace,
-    entry: &str,
-) -> RedisResult<(Option<Vec<u8>>, String)> {
-    let (value, generation): (Option<Vec<u8>>, Option<String>) =
-        io.query(cmd("MGET").arg(entry).arg(ns.generation())).await?;
-    Ok((value, generation.unwrap_or_else(|| "0".to_owned())))
+/// What a lookup found: the value's payload in the current epoch, if any.
+pub(crate) enum Found {
+    Value(Vec<u8>),
+    /// Bytes that carry no epoch tag: not written by this library (or damaged).
+    Foreign,
+    Nothing,
+}
+
+/// The value of `entry` in the current epoch, and the namespace's clear generation:
+/// one `MGET`.
+pub(crate) async fn lookup(io: &mut impl Io, ns: &Namespace, entry: &str) -> RedisResult<(Found, String)> {
+    let (value, generation, epoch): (Option<Vec<u8>>, Option<String>, Option<String>) =
+        io.query(cmd("MGET").arg(entry).arg(ns.generation()).arg(ns.epoch())).await?;
+    let epoch = epoch.unwrap_or_else(|| "0".to_owned());
+    let found = match value.as_deref().map(|v| untag(v, &epoch)) {
+        Some(Ok(Some(payload))) => Found::Value(payload.to_vec()),
+        Some(Err(())) => Found::Foreign,
+        // From an epoch a full clear ended: as good as removed.
+        Some(Ok(None)) | None => Found::Nothing,
+    };
+    Ok((found, generation.unwrap_or_else(|| "0".to_owned())))
 }
 
 /// What one write asks of the script.
@@ -33,36 +45,59 @@ pub(crate) struct Write<'a> {
 /// evicted, or `None` when the write was refused.
 pub(crate) async fn write(io: &mut impl Io, ns: &Namespace, w: &Write<'_>) -> RedisResult<Option<u64>> {
     let mut invocation = WRITE.prepare_invoke();
-    invocation.key(w.entry).key(ns.index()).key(ns.generation());
+    invocation.key(w.entry).key(ns.index()).key(ns.generation()).key(ns.epoch());
     invocation.arg(w.value).arg(w.ttl_ms).arg(w.limit).arg(w.generation);
     let evicted: i64 = io.invoke(&invocation).await?;
     Ok(u64::try_from(evicted).ok())
 }
 
-/// Removes every entry of the namespace, in batches; returns how many existed.
+/// Clears the namespace in one round trip, whatever its size; returns the live entries
+/// there were.
 ///
-/// The generation goes up first, so that no fill started before can store after. The
-/// index is then renamed aside and drained: fills that land meanwhile start a fresh
-/// index, and the drain ends even under a steady stream of writes.
+/// The generation moves on (no fill started before can store), the epoch too (no
+/// entry written before is read again), and the index is renamed aside and listed for
+/// the background drain ([`drain_batch`]), which removes the old entries in batches.
 pub(crate) async fn clear(io: &mut impl Io, ns: &Namespace) -> RedisResult<usize> {
-    advance_generation(io, ns).await?;
-    let draining = format!("{}:draining:{}", ns.index(), unique());
-    let renamed: RedisResult<()> = io.query(cmd("RENAME").arg(ns.index()).arg(&draining)).await;
-    if let Err(e) = renamed {
-        // No index: nothing was ever stored, or it was cleared already.
-        return if e.to_string().contains("no such key") { Ok(0) } else { Err(e) };
-    }
-    let mut removed = 0;
-    loop {
-        let batch: Vec<String> = io.query(cmd("ZRANGE").arg(&draining).arg(0).arg(BATCH - 1)).await?;
-        if batch.is_empty() {
-            break;
+    let draining = ns.draining(&unique());
+    let mut invocation = CLEAR.prepare_invoke();
+    invocation.key(ns.index()).key(ns.generation()).key(ns.epoch()).key(&draining).key(ns.drains());
+    invocation.arg(ns.ttl_ms());
+    let cleared: RedisResult<u64> = io.invoke(&invocation).await;
+    let live = match cleared {
+        Err(e) if e.to_string().contains("not an integer") => {
+            reset_generation(io, ns).await?;
+            io.invoke(&invocation).await?
         }
-        removed += unlink(io, &batch).await?;
-        let _: i64 = io.query(cmd("ZREM").arg(&draining).arg(&batch)).await?;
-    }
-    let _: i64 = io.query(cmd("UNLINK").arg(&draining)).await?;
-    Ok(removed)
+        other => other?,
+    };
+    Ok(usize::try_from(live).unwrap_or(usize::MAX))
+}
+
+/// Keys removed per batch of the background drain: a few milliseconds of Redis.
+pub(crate) const DRAIN_BATCH: usize = 500;
+
+/// Removes one batch of a draining index's old entries; `None` when the index is done.
+pub(crate) async fn drain_batch(
+    io: &mut impl Io,
+    draining: &str,
+    epoch: &str,
+    drains: &str,
+) -> RedisResult<Option<usize>> {
+    let mut invocation = DRAIN.prepare_invoke();
+    invocation.key(draining).key(epoch).key(drains).arg(DRAIN_BATCH);
+    let removed: i64 = io.invoke(&invocation).await?;
+    Ok(usize::try_from(removed).ok())
+}
+
+/// Removes `draining` from the drains set.
+pub(crate) async fn forget_draining(io: &mut impl Io, drains: &str, draining: &str) -> RedisResult<()> {
+    let _: i64 = io.query(cmd("SREM").arg(drains).arg(draining)).await?;
+    Ok(())
+}
+
+/// A draining index listed in `drains`, if any.
+pub(crate) async fn next_draining(io: &mut impl Io, drains: &str) -> RedisResult<Option<String>> {
+    io.query(cmd("SRANDMEMBER").arg(drains)).await
 }
 
 /// Removes the strict entries that have every `name=hex` segment of `wanted`, scanning
@@ -109,24 +144,28 @@ const GENERATION_AFTER_FLUSH_MS: u64 = 3_600_000;
 async fn advance_generation(io: &mut impl Io, ns: &Namespace) -> RedisResult<()> {
     let advanced: RedisResult<i64> = io.query(cmd("INCR").arg(ns.generation())).await;
     match advanced {
-        Err(e) if e.to_string().contains("not an integer") => {
-            let fresh = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX / 2));
-            tracing::warn!(key = ns.generation(), "memo-alchemy: a clear generation held no number; reset");
-            io.query(cmd("SET").arg(ns.generation()).arg(fresh)).await
-        }
+        Err(e) if e.to_string().contains("not an integer") => reset_generation(io, ns).await,
         other => other.map(drop),
     }
 }
 
+/// Sets a generation that holds something other than a number to a value no fill can
+/// have read: the time in nanoseconds.
+async fn reset_generation(io: &mut impl Io, ns: &Namespace) -> RedisResult<()> {
+    let fresh = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX / 2));
+    tracing::warn!(key = ns.generation(), "memo-alchemy: a clear generation held no number; reset");
+    io.query(cmd("SET").arg(ns.generation()).arg(fresh)).await
+}
+
 /// Removes the entries, indexes and draining leftovers under `pattern` (an escaped
 /// prefix glob). Generation counters are not deleted, which would let an in-flight
-/// fill of this program store again, but expire an hour later. Returns the entries
-/// removed.
+/// fill of this program store again, but expire an hour later. Counts nothing: the
+/// functions' own clears, which `flush_all` runs first, counted their live entries, and
+/// their old keys may still be here waiting for the drain.
 pub(crate) async fn sweep(io: &mut impl Io, pattern: &str) -> RedisResult<usize> {
     let mut cursor: u64 = 0;
-    let mut removed = 0;
     loop {
         let (next, keys): (u64, Vec<String>) =
             io.query(cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(BATCH)).await?;
@@ -135,19 +174,15 @@ pub(crate) async fn sweep(io: &mut impl Io, pattern: &str) -> RedisResult<usize>
         for generation in &generations {
             let _: i64 = io.query(cmd("PEXPIRE").arg(generation).arg(GENERATION_AFTER_FLUSH_MS)).await?;
         }
-        let (entries, others): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| k.contains(":k:"));
-        if !entries.is_empty() {
-            removed += unlink(io, &entries).await?;
-        }
-        if !others.is_empty() {
-            unlink(io, &others).await?;
+        if !keys.is_empty() {
+            unlink(io, &keys).await?;
         }
         if next == 0 {
             break;
         }
         cursor = next;
     }
-    Ok(removed)
+    Ok(0)
 }
 
 /// How many entries of the namespace are live: the index members written less than

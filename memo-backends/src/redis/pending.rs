@@ -137,6 +137,9 @@ fn retry_all() -> bool {
         if Redis::global().run_probe(|io| block(apply(io, &ns, target, &what))).is_err() {
             return false;
         }
+        if target == Target::Store && what == What::All {
+            super::drain::poke();
+        }
         let mut ops = QUEUE.ops.lock();
         let done =
             ops.iter().position(|op| op.ns.base() == ns.base() && op.target == target && op.what == what);
@@ -173,6 +176,9 @@ fn settle(
         Ok(removed) => {
             if what == What::All {
                 settled(ns, target);
+                if target == Target::Store {
+                    super::drain::poke();
+                }
             }
             Ok(removed)
         }

@@ -1,13 +1,15 @@
-//! The Lua script that stores a value: generation check, value with its TTL, index
-//! update, expired-member pruning and `limit` eviction, atomically in one round trip.
+//! The Lua scripts: the write (generation check, value tagged with the epoch and its
+//! TTL, index update, expired-member pruning and `limit` eviction), the full clear (in
+//! one round trip, whatever the size) and one batch of the background drain; each
+//! atomic.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-/// KEYS: entry, index, generation. ARGV: value, ttl in ms (0: none), limit (0: none),
-/// the generation the computation started in. Returns the entries evicted, or -1 when
-/// a clear has happened since (nothing is stored).
+/// KEYS: entry, index, generation, epoch. ARGV: value, ttl in ms (0: none), limit (0:
+/// none), the generation the computation started in. Returns the entries evicted, or
+/// -1 when a clear has happened since (nothing is stored).
 pub(crate) static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -18,11 +20,12 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
+local value = 'e' .. (redis.call('GET', KEYS[4]) or '0') .. '|' .. ARGV[1]
 if ttl > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+  redis.call('SET', KEYS[1], value, 'PX', ttl)
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
 else
-  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[1], value)
 end
 redis.call('ZADD', KEYS[2], now, KEYS[1])
 local limit = tonumber(ARGV[3])
@@ -39,6 +42,64 @@ if limit > 0 then
   end
 end
 return evicted
+",
+    )
+});
+
+/// KEYS: index, generation, epoch, the draining name, the drains set. ARGV: ttl in ms
+/// (0: none). Moves the generation and the epoch on (every entry is unreadable from
+/// here), renames the index aside for the background drain and lists it; returns the
+/// live entries there were.
+pub(crate) static CLEAR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('INCR', KEYS[2])
+redis.call('INCR', KEYS[3])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+local ttl = tonumber(ARGV[1])
+local live
+if ttl > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  live = redis.call('ZCOUNT', KEYS[1], '(' .. (now - ttl), '+inf')
+else
+  live = redis.call('ZCARD', KEYS[1])
+end
+redis.call('RENAME', KEYS[1], KEYS[4])
+redis.call('SADD', KEYS[5], KEYS[4])
+return live
+",
+    )
+});
+
+/// KEYS: a draining index, its namespace's epoch, the drains set. ARGV: the batch
+/// size. Removes one batch of the index's entries, except those rewritten in the
+/// current epoch since the clear; when the index is empty, removes it from the drains
+/// set. Returns the entries removed, or -1 when the index is done.
+pub(crate) static DRAIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+local current = 'e' .. (redis.call('GET', KEYS[2]) or '0') .. '|'
+local removed = 0
+for _, key in ipairs(members) do
+  local value = redis.call('GET', key)
+  if value and string.sub(value, 1, #current) ~= current then
+    redis.call('UNLINK', key)
+    removed = removed + 1
+  end
+end
+if #members > 0 then
+  redis.call('ZREM', KEYS[1], unpack(members))
+end
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('UNLINK', KEYS[1])
+  redis.call('SREM', KEYS[3], KEYS[1])
+  return -1
+end
+return removed
 ",
     )
 });

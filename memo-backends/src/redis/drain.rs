@@ -1,0 +1,72 @@
+//! The background drain: a full clear returns after one round trip, having made every
+//! entry unreadable (the epoch moved on) and renamed the index aside into the drains
+//! set; this thread then removes the old entries in batches of a few milliseconds of
+//! Redis each. The drains set lives in Redis, so a drain that a crash interrupted is
+//! finished by any process that uses json or pickle (it looks every [`IDLE`]).
+
+use std::sync::Once;
+use std::thread;
+use std::time::Duration;
+
+use memo_core::Config;
+use parking_lot::{Condvar, Mutex};
+
+use super::conn::{block, Redis};
+use super::namespace::{drains, epoch_of_draining};
+use super::ops;
+
+/// How often an idle drain looks for work left by other processes or a crash.
+const IDLE: Duration = Duration::from_secs(2);
+/// The pause between two batches, so that the drain never holds Redis for long.
+const BETWEEN_BATCHES: Duration = Duration::from_millis(1);
+
+static WAKE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+
+/// Starts the drain thread of this process (once).
+pub(crate) fn start() {
+    static STARTED: Once = Once::new();
+    STARTED.call_once(|| {
+        thread::Builder::new()
+            .name("memo-alchemy-drain".into())
+            .spawn(run)
+            .expect("the OS can start memo-alchemy's drain thread");
+    });
+}
+
+/// Tells the drain a clear has left work.
+pub(crate) fn poke() {
+    start();
+    *WAKE.0.lock() = true;
+    WAKE.1.notify_one();
+}
+
+fn run() {
+    let drains = drains(Config::global());
+    loop {
+        drain_all(&drains);
+        let mut woken = WAKE.0.lock();
+        if !*woken {
+            WAKE.1.wait_for(&mut woken, IDLE);
+        }
+        *woken = false;
+    }
+}
+
+/// Drains every listed index, until none is left or Redis fails.
+fn drain_all(drains: &str) {
+    let redis = Redis::global();
+    while let Ok(Some(draining)) = redis.run(|io| block(ops::next_draining(io, drains))) {
+        let Some(epoch) = epoch_of_draining(&draining) else {
+            // Not an index of ours: forget it rather than look at it forever.
+            let _ = redis.run(|io| block(ops::forget_draining(io, drains, &draining)));
+            continue;
+        };
+        loop {
+            match redis.run(|io| block(ops::drain_batch(io, &draining, &epoch, drains))) {
+                Ok(Some(_)) => thread::sleep(BETWEEN_BATCHES),
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+}
