@@ -8,18 +8,22 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Criterion groups, their titles, and whether they are two-thread throughputs.
-const GROUPS: [(&str, &str, bool); 6] = [
+const GROUPS: [(&str, &str, bool); 8] = [
     ("1_hit_u64", "1. Single-thread hit, `u64` argument (capacity 10,000, 8,000 keys read)", false),
     ("2_hit_two_strings", "2. Single-thread hit, two `String` arguments", false),
     ("3_miss_insert_evict", "3. Miss plus insert into a full cache, evicting one", false),
     ("4_two_threads_90_hit", "4a. Two threads, 90% hits / 10% fresh keys", true),
     ("4_two_threads_100_hit", "4b. Two threads, 100% hits", true),
     ("7_clear_100k", "7. `cache_clear` of 100,000 entries (memory)", false),
+    ("8_async_hit", "8a. `async fn` hit (each future polled once)", false),
+    ("8_async_miss_insert_evict", "8b. `async fn` miss plus insert into a full cache", false),
 ];
 
 /// Row order: ours first, then the floor and the peers.
-const ORDER: [&str; 10] = [
+const ORDER: [&str; 13] = [
     "memo_alchemy",
+    "memo_alchemy_async",
+    "memo_alchemy_sync",
     "memo_alchemy_no_expire",
     "memo_alchemy_strict",
     "memo_alchemy_fast_keys",
@@ -27,6 +31,7 @@ const ORDER: [&str; 10] = [
     "lru_mutex",
     "quick_cache",
     "moka",
+    "moka_future",
     "cached",
     "true_lru",
 ];
