@@ -214,16 +214,30 @@ impl<K, V> Leader<'_, K, V> {
         self.flight.generation
     }
 
-    /// Hands `value` to every waiter.
-    pub(crate) fn publish(mut self, value: V) {
-        self.finished = true;
-        self.flight.finish(State::Done(value));
+    /// Hands `value` to every waiter (cloned only if someone waits).
+    pub(crate) fn publish(mut self, value: &V)
+    where
+        V: Clone,
+    {
+        if self.close() {
+            self.flight.finish(State::Done(value.clone()));
+        }
     }
 
     /// Tells every waiter that the body failed: each computes for itself.
     pub(crate) fn fail(mut self) {
+        if self.close() {
+            self.flight.finish(State::Failed);
+        }
+    }
+
+    /// Takes the flight out of the table, so that no one joins it any more; whether
+    /// anyone had joined (then the flight must be finished for them). Most misses have
+    /// no waiter: they skip the finish, its lock and its wake-ups.
+    fn close(&mut self) -> bool {
         self.finished = true;
-        self.flight.finish(State::Failed);
+        self.flights.remove(self.hash, &self.flight);
+        Arc::strong_count(&self.flight) > 1
     }
 }
 
@@ -231,7 +245,7 @@ impl<K, V> Drop for Leader<'_, K, V> {
     fn drop(&mut self) {
         if !self.finished {
             self.flight.finish(State::Abandoned);
+            self.flights.remove(self.hash, &self.flight);
         }
-        self.flights.remove(self.hash, &self.flight);
     }
 }

@@ -197,7 +197,7 @@ where
         if B::RECHECK_ON_LEAD {
             match X::get(store, &OwnedKey(&key)).await {
                 Ok(Lookup::Hit(v)) => {
-                    leader.publish(v.clone());
+                    leader.publish(&v);
                     return M::join(v);
                 }
                 Ok(Lookup::Miss(fresh)) => ticket = fresh,
@@ -215,7 +215,7 @@ where
         if let Err(err) = X::put(store, key, value.clone(), fill).await {
             self.report(&err);
         }
-        leader.publish(value.clone());
+        leader.publish(&value);
         M::join(value)
     }
 
