@@ -16,6 +16,7 @@ fn environment_values_are_read() {
     let config = Config::from_vars(vars(&[
         ("MEMO_DEFAULT_LIMIT", "50"),
         ("MEMO_DEFAULT_EXPIRE", "-1"),
+        ("MEMO_DEFAULT_EXPIRE_JITTER", "15"),
         ("MEMO_KEY_PREFIX", "shop"),
         ("MEMO_REDIS_URL", "redis://cache:6380/2"),
         ("MEMO_REDIS_TIMEOUT_MS", "80"),
@@ -28,6 +29,9 @@ fn environment_values_are_read() {
     assert_eq!(config.breaker_cooldown(), std::time::Duration::from_millis(1500));
     assert_eq!(config.default_limit().max(), Some(50));
     assert_eq!(config.default_expire(), memo_alchemy::Expire::Never);
+    assert_eq!(config.default_expire_jitter(), 15);
+    let err = Config::from_vars(vars(&[("MEMO_DEFAULT_EXPIRE_JITTER", "95")])).unwrap_err();
+    assert!(err.to_string().contains("MEMO_DEFAULT_EXPIRE_JITTER") && err.to_string().contains("95"), "{err}");
     assert_eq!(config.key_prefix(), "shop");
     assert_eq!(config.redis_url().expose(), "redis://cache:6380/2");
 }

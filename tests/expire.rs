@@ -72,3 +72,29 @@ fn cache_clear_counts_only_live_entries() {
     assert_eq!(brief::cache_stats().len, Some(1), "len counts live entries only");
     assert_eq!(brief::cache_clear().unwrap(), 1, "the three expired entries are not counted");
 }
+
+static JITTERED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(expire = 2, expire_jitter = 50)]
+fn jittered(a: u32) -> u32 {
+    JITTERED_RUNS.fetch_add(1, SeqCst);
+    a
+}
+
+/// `expire_jitter = 50`: entries stored together live 1 to 3 s, not all exactly 2 s, so
+/// that they do not all expire (and recompute) at once.
+#[test]
+fn jitter_spreads_the_expiry_of_entries_stored_together() {
+    let start = Instant::now();
+    for a in 0..200 {
+        jittered(a);
+    }
+    assert_eq!(jittered::cache_stats().len, Some(200));
+    sleep(Duration::from_millis(1600).saturating_sub(start.elapsed()));
+    let at_1_6_s = jittered::cache_stats().len.unwrap();
+    assert!(start.elapsed() < Duration::from_millis(1950), "the machine stalled; the check is void");
+    // Without jitter all 200 would be alive until 2 s; with it, about 30% are gone.
+    assert!((20..=180).contains(&at_1_6_s), "{at_1_6_s} of 200 alive at 1.6 s");
+    sleep(Duration::from_millis(3100).saturating_sub(start.elapsed()));
+    assert_eq!(jittered::cache_stats().len, Some(0), "none outlives expire + 50%");
+}

@@ -414,3 +414,25 @@ fn garbage_in_the_generation_key_is_a_reset_not_a_failed_clear() {
     assert_eq!(GEN_RUNS.load(SeqCst), 4, "caching works again after the reset");
     assert_eq!(generation_victim::cache_clear().unwrap(), 1);
 }
+
+#[json_cache(expire = 100, expire_jitter = 20)]
+fn jittered_json(i: u32) -> u32 {
+    i
+}
+
+/// `expire_jitter = 20` in Redis: each entry's `PX` is 80 to 120 s, spread.
+#[test]
+fn jitter_spreads_the_ttl_of_entries_in_redis() {
+    server();
+    for i in 0..50 {
+        jittered_json(i);
+    }
+    let mut raw = server().raw();
+    let ttls: Vec<i64> =
+        keys_of("jittered_json", "k").iter().map(|k| raw.pttl::<_, i64>(k).unwrap()).collect();
+    assert_eq!(ttls.len(), 50);
+    assert!(ttls.iter().all(|t| (79_000..=120_000).contains(t)), "{ttls:?}");
+    let (min, max) = (ttls.iter().min().unwrap(), ttls.iter().max().unwrap());
+    assert!(max - min > 20_000, "spread over more than 20 s: {min}..{max}");
+    assert_eq!(jittered_json::cache_stats().len, Some(50), "all live, counted");
+}

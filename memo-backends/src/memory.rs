@@ -48,6 +48,8 @@ pub struct Memory<K, V> {
     store: Store<K, V>,
     /// The policy's expiry in milliseconds, converted once for the hit path.
     expire_ms: Option<u64>,
+    /// For each entry's lifetime (`expire`, spread by `expire_jitter`).
+    policy: Policy,
     strict: Option<StrictKeys<K>>,
     hasher: foldhash::fast::RandomState,
 }
@@ -182,7 +184,7 @@ where
         if expire_ms.is_some() {
             coarse_now_ms(); // starts the ticker now rather than on the first hit
         }
-        Ok(Memory { store, expire_ms, strict, hasher: Default::default() })
+        Ok(Memory { store, expire_ms, policy, strict, hasher: Default::default() })
     }
 
     #[inline]
@@ -230,7 +232,7 @@ where
     fn put(&self, key: K, value: V, fill: Fill<'_, ()>) -> Result<(), Error> {
         let hash = self.hasher.hash_one(&key);
         let now = self.now();
-        let expires_at = self.expire_ms.map_or(u64::MAX, |ms| now.saturating_add(ms));
+        let expires_at = self.policy.lifetime_ms(hash).map_or(u64::MAX, |ms| now.saturating_add(ms));
         // Checked under the lock that clears take: see `Fill`.
         match &self.store {
             Store::Exact(lock) => {

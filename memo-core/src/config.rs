@@ -42,6 +42,7 @@ static INSTALLED: OnceLock<Config> = OnceLock::new();
 pub struct Config {
     default_limit: Limit,
     default_expire: Expire,
+    default_expire_jitter: u8,
     key_prefix: String,
     redis_url: RedisUrl,
     redis_timeout: Duration,
@@ -61,7 +62,7 @@ impl Config {
         ConfigBuilder::default()
     }
 
-    /// Reads `MEMO_DEFAULT_LIMIT`, `MEMO_DEFAULT_EXPIRE`, `MEMO_KEY_PREFIX`,
+    /// Reads `MEMO_DEFAULT_LIMIT`, `MEMO_DEFAULT_EXPIRE`, `MEMO_DEFAULT_EXPIRE_JITTER`, `MEMO_KEY_PREFIX`,
     /// `MEMO_REDIS_URL`, `MEMO_REDIS_TIMEOUT_MS`, `MEMO_REDIS_BREAKER_FAILURES` and
     /// `MEMO_REDIS_BREAKER_COOLDOWN_MS`; unset variables keep their defaults.
     ///
@@ -162,6 +163,11 @@ impl Config {
         self.default_expire
     }
 
+    /// `expire_jitter` (percent) for functions that do not set one: 0, none, by default.
+    pub fn default_expire_jitter(&self) -> u8 {
+        self.default_expire_jitter
+    }
+
     /// The prefix of every key.
     pub fn key_prefix(&self) -> &str {
         &self.key_prefix
@@ -196,6 +202,7 @@ impl Config {
 pub struct ConfigBuilder {
     default_limit: i64,
     default_expire: i64,
+    default_expire_jitter: i64,
     key_prefix: String,
     redis_url: String,
     redis_timeout: Duration,
@@ -208,6 +215,7 @@ impl Default for ConfigBuilder {
         ConfigBuilder {
             default_limit: DEFAULT_LIMIT.to_setting(),
             default_expire: DEFAULT_EXPIRE.to_setting(),
+            default_expire_jitter: 0,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             redis_url: DEFAULT_REDIS_URL.to_owned(),
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
@@ -221,6 +229,7 @@ impl Default for ConfigBuilder {
 struct Names {
     limit: &'static str,
     expire: &'static str,
+    jitter: &'static str,
     prefix: &'static str,
     redis_url: &'static str,
     redis_timeout: &'static str,
@@ -231,6 +240,7 @@ impl Names {
     const BUILDER: Names = Names {
         limit: "default_limit",
         expire: "default_expire",
+        jitter: "default_expire_jitter",
         prefix: "key_prefix",
         redis_url: "redis_url",
         redis_timeout: "redis_timeout",
@@ -239,6 +249,7 @@ impl Names {
     const ENV: Names = Names {
         limit: "MEMO_DEFAULT_LIMIT",
         expire: "MEMO_DEFAULT_EXPIRE",
+        jitter: "MEMO_DEFAULT_EXPIRE_JITTER",
         prefix: "MEMO_KEY_PREFIX",
         redis_url: "MEMO_REDIS_URL",
         redis_timeout: "MEMO_REDIS_TIMEOUT_MS",
@@ -261,6 +272,9 @@ impl ConfigBuilder {
         }
         if let Some(v) = var("MEMO_DEFAULT_EXPIRE") {
             keep(parse_int("MEMO_DEFAULT_EXPIRE", &v).map(|n| builder.default_expire = n));
+        }
+        if let Some(v) = var("MEMO_DEFAULT_EXPIRE_JITTER") {
+            keep(parse_int("MEMO_DEFAULT_EXPIRE_JITTER", &v).map(|n| builder.default_expire_jitter = n));
         }
         if let Some(v) = var("MEMO_KEY_PREFIX") {
             builder.key_prefix = v;
@@ -297,6 +311,7 @@ impl ConfigBuilder {
             match setting {
                 s if s == names.limit => self.default_limit = default.default_limit,
                 s if s == names.expire => self.default_expire = default.default_expire,
+                s if s == names.jitter => self.default_expire_jitter = default.default_expire_jitter,
                 s if s == names.prefix => self.key_prefix.clone_from(&default.key_prefix),
                 s if s == names.redis_url => self.redis_url.clone_from(&default.redis_url),
                 s if s == names.redis_timeout => self.redis_timeout = default.redis_timeout,
@@ -318,6 +333,13 @@ impl ConfigBuilder {
     /// caching.
     pub fn default_expire(mut self, expire: i64) -> Self {
         self.default_expire = expire;
+        self
+    }
+
+    /// How far, in percent either way, entries' lifetimes are spread around `expire`
+    /// when the attribute sets no `expire_jitter`: 0 to 90.
+    pub fn default_expire_jitter(mut self, percent: u8) -> Self {
+        self.default_expire_jitter = i64::from(percent);
         self
     }
 
@@ -400,9 +422,16 @@ impl ConfigBuilder {
                 reason: "use at least 1 failure before the breaker opens".into(),
             });
         }
+        let default_expire_jitter =
+            crate::jitter_from_setting(self.default_expire_jitter).map_err(|reason| Error::Config {
+                setting: names.jitter,
+                value: self.default_expire_jitter.to_string(),
+                reason: reason.into(),
+            })?;
         Ok(Config {
             default_limit,
             default_expire,
+            default_expire_jitter,
             key_prefix: self.key_prefix,
             redis_url: url,
             redis_timeout: self.redis_timeout,

@@ -41,6 +41,10 @@ pub struct Decl {
     pub signature: &'static str,
     pub limit: Option<Limit>,
     pub expire: Option<Expire>,
+    /// `expire_jitter`, in percent, if the attribute set one.
+    pub expire_jitter: Option<u8>,
+    /// `version`: part of the key, so that entries of other versions are never read.
+    pub version: u32,
     pub key_prefix: Option<&'static str>,
     pub dependencies: &'static [fn() -> &'static CachedFunction],
 }
@@ -161,7 +165,14 @@ impl CachedFunction {
         Policy {
             limit: self.decl.limit.unwrap_or(config.default_limit()),
             expire: self.decl.expire.unwrap_or(config.default_expire()),
+            expire_jitter: self.decl.expire_jitter.unwrap_or(config.default_expire_jitter()),
         }
+    }
+
+    /// `version` from the attribute (0 when it set none): part of the key in shared
+    /// stores, so that entries written under another version are never read.
+    pub fn version(&self) -> u32 {
+        self.decl.version
     }
 
     /// `cache_key_prefix` from the attribute, if it set one.

@@ -30,7 +30,7 @@ pub use graph::{flush_all, flush_all_async, plan, registry, FunctionCacheDepende
 pub use handle::FunctionCache;
 pub use health::Health;
 pub use key::{Field, KeyRef, Selector, StrictKeys};
-pub use policy::{Expire, Limit, Policy, SETTING_RULE};
+pub use policy::{jitter_from_setting, Expire, Limit, Policy, MAX_EXPIRE_JITTER, SETTING_RULE};
 pub use stats::CacheStats;
 
 /// What generated code and the bundled stores use, and users need not: it changes

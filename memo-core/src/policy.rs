@@ -122,19 +122,67 @@ impl Expire {
     }
 }
 
-/// A function's resolved `limit` and `expire`: the attribute's, else the configuration's.
-/// A store is opened only when neither is `Off`.
+/// The largest `expire_jitter`, in percent: lifetimes stay positive.
+pub const MAX_EXPIRE_JITTER: u8 = 90;
+
+/// The rule of `expire_jitter` (in the attribute and in `MEMO_DEFAULT_EXPIRE_JITTER`):
+/// a percentage from 0 to [`MAX_EXPIRE_JITTER`].
+///
+/// # Errors
+/// What is wrong, for a number out of range.
+pub const fn jitter_from_setting(percent: i64) -> Result<u8, &'static str> {
+    if percent >= 0 && percent <= MAX_EXPIRE_JITTER as i64 {
+        Ok(percent as u8)
+    } else {
+        Err("use a whole percentage from 0 to 90")
+    }
+}
+
+/// A function's resolved `limit`, `expire` and `expire_jitter`: the attribute's, else
+/// the configuration's. A store is opened only when neither `limit` nor `expire` is
+/// `Off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// The most live entries.
     pub limit: Limit,
     /// How long an entry lives.
     pub expire: Expire,
+    /// How far, in percent either way, each entry's lifetime is spread around `expire`,
+    /// so that entries stored together do not expire together.
+    pub expire_jitter: u8,
 }
 
 impl Policy {
     /// Whether caching is on: neither `limit` nor `expire` is `Off`.
     pub fn caches(&self) -> bool {
         self.limit != Limit::Off && self.expire != Expire::Off
+    }
+
+    /// The longest lifetime an entry may get, in milliseconds (`expire` plus the jitter).
+    pub fn max_lifetime_ms(&self) -> Option<u64> {
+        let base = self.expire.after_ms()?;
+        Some(base + base / 100 * u64::from(self.expire_jitter))
+    }
+
+    /// The lifetime in milliseconds of the entry whose key hashes to `hash`: `expire`
+    /// spread by up to `expire_jitter` percent either way, the same for the same hash.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use memo_core::{Expire, Limit, Policy};
+    ///
+    /// let policy = Policy { limit: Limit::Unbounded, expire: Expire::After(Duration::from_secs(10)), expire_jitter: 20 };
+    /// let lifetimes: Vec<u64> = (0..1000_u64).filter_map(|h| policy.lifetime_ms(h.wrapping_mul(0x9e37_79b9_7f4a_7c15))).collect();
+    /// assert!(lifetimes.iter().all(|ms| (8_000..=12_000).contains(ms)));
+    /// assert!(lifetimes.iter().min() < Some(&8_500) && lifetimes.iter().max() > Some(&11_500));
+    /// ```
+    pub fn lifetime_ms(&self, hash: u64) -> Option<u64> {
+        let base = self.expire.after_ms()?;
+        let spread = base / 100 * u64::from(self.expire_jitter);
+        if spread == 0 {
+            return Some(base);
+        }
+        let offset = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) % (2 * spread + 1);
+        Some((base - spread + offset).max(1))
     }
 }

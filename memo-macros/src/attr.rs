@@ -17,8 +17,12 @@ const STRICT: &str = "strict";
 const BACKEND: &str = "backend";
 const DEPENDENCY: &str = "dependency";
 const CACHE_KEY_PREFIX: &str = "cache_key_prefix";
-const KEYS: &str = "limit, expire, is_method, strict, backend, dependency, cache_key_prefix";
-const ALL_KEYS: [&str; 7] = [LIMIT, EXPIRE, IS_METHOD, STRICT, BACKEND, DEPENDENCY, CACHE_KEY_PREFIX];
+const VERSION: &str = "version";
+const EXPIRE_JITTER: &str = "expire_jitter";
+const KEYS: &str =
+    "limit, expire, expire_jitter, is_method, strict, backend, dependency, cache_key_prefix, version";
+const ALL_KEYS: [&str; 9] =
+    [LIMIT, EXPIRE, EXPIRE_JITTER, IS_METHOD, STRICT, BACKEND, DEPENDENCY, CACHE_KEY_PREFIX, VERSION];
 
 /// A backend known by name: the one place where a name maps to a type. A new backend
 /// is one line here and one file in memo-backends.
@@ -110,6 +114,9 @@ pub(crate) struct Attr {
     pub(crate) backend: Setting<Backend>,
     pub(crate) dependency: Setting<Vec<Path>>,
     pub(crate) cache_key_prefix: Setting<LitStr>,
+    pub(crate) version: Setting<u32>,
+    /// The percentage, and its token for errors that involve another key.
+    pub(crate) expire_jitter: Setting<(u8, Span)>,
 }
 
 impl Attr {
@@ -144,6 +151,8 @@ impl Attr {
             backend: Setting::new(BACKEND),
             dependency: Setting::new(DEPENDENCY),
             cache_key_prefix: Setting::new(CACHE_KEY_PREFIX),
+            version: Setting::new(VERSION),
+            expire_jitter: Setting::new(EXPIRE_JITTER),
         };
         let entries = match Punctuated::<Entry, Token![,]>::parse_terminated.parse2(args) {
             Ok(entries) => entries,
@@ -203,6 +212,22 @@ impl Attr {
                         value,
                         "expected a non-empty string without spaces or `:`, e.g. `\"billing\"`",
                     ),
+                },
+                VERSION => {
+                    if let Some(n) = whole(value).and_then(|n| u32::try_from(n).ok()) {
+                        attr.version.set(cx, key, n);
+                    } else {
+                        cx.error(value, "`version` takes a whole number from 0, e.g. `version = 2`");
+                    }
+                }
+                EXPIRE_JITTER => match whole(value) {
+                    Some(n) => match memo_core::jitter_from_setting(n) {
+                        Ok(percent) => attr.expire_jitter.set(cx, key, (percent, span_of(value))),
+                        Err(reason) => {
+                            cx.error(value, format!("`expire_jitter = {n}` is not allowed: {reason}"))
+                        }
+                    },
+                    None => cx.error(value, "`expire_jitter` takes a percentage, e.g. `expire_jitter = 10`"),
                 },
                 _ => cx.error(key, unknown_key_message(&name)),
             }
@@ -271,6 +296,8 @@ fn bare_key_message(key: &Path) -> String {
         BACKEND => "backend = \"memory\"",
         DEPENDENCY => "dependency = [other_cached_fn]",
         CACHE_KEY_PREFIX => "cache_key_prefix = \"billing\"",
+        VERSION => "version = 2",
+        EXPIRE_JITTER => "expire_jitter = 10",
         _ => return unknown_key_message(&name),
     };
     format!("`{name}` needs a value: write `{example}`")
@@ -331,15 +358,7 @@ fn ungroup(mut expr: &Expr) -> &Expr {
 /// `limit` and `expire`: a whole number, checked by the rule the configuration uses
 /// too ([`memo_core::Limit::from_setting`]).
 fn policy(cx: &mut Ctxt, name: &str, value: &Expr) -> Option<i64> {
-    let parsed = match value {
-        Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => int.base10_parse::<i64>().ok(),
-        Expr::Unary(ExprUnary { op: UnOp::Neg(_), expr, .. }) => match ungroup(expr) {
-            Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => int.base10_parse::<i64>().ok().map(|n| -n),
-            _ => None,
-        },
-        _ => None,
-    };
-    let Some(n) = parsed else {
+    let Some(n) = whole(value) else {
         cx.error(value, format!("`{name}` takes a whole number: -1 for none, 0 to turn caching off"));
         return None;
     };
@@ -355,6 +374,22 @@ fn policy(cx: &mut Ctxt, name: &str, value: &Expr) -> Option<i64> {
             None
         }
     }
+}
+
+/// A whole number written as a literal, negative or not.
+fn whole(value: &Expr) -> Option<i64> {
+    match value {
+        Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => int.base10_parse::<i64>().ok(),
+        Expr::Unary(ExprUnary { op: UnOp::Neg(_), expr, .. }) => match ungroup(expr) {
+            Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => int.base10_parse::<i64>().ok().map(|n| -n),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn span_of(value: &Expr) -> Span {
+    syn::spanned::Spanned::span(value)
 }
 
 fn boolean(cx: &mut Ctxt, name: &str, value: &Expr) -> Option<bool> {

@@ -76,6 +76,11 @@ fn registration(m: &Model<'_>) -> TokenStream {
     let signature = m.signature_text();
     let limit = setting(m.limit, quote!(Limit));
     let expire = setting(m.expire, quote!(Expire));
+    let expire_jitter = match m.expire_jitter {
+        Some(percent) => quote!(::std::option::Option::Some(#percent)),
+        None => quote!(::std::option::Option::None),
+    };
+    let version = m.version;
     let prefix = match &m.key_prefix {
         Some(s) => quote!(::std::option::Option::Some(#s)),
         None => quote!(::std::option::Option::None),
@@ -98,6 +103,8 @@ fn registration(m: &Model<'_>) -> TokenStream {
                     signature: #signature,
                     limit: #limit,
                     expire: #expire,
+                    expire_jitter: #expire_jitter,
+                    version: #version,
                     key_prefix: #prefix,
                     dependencies: &[#(#deps),*],
                 });

@@ -106,6 +106,8 @@ pub(crate) struct Model<'a> {
     pub(crate) values_serialized: bool,
     pub(crate) limit: Option<i64>,
     pub(crate) expire: Option<i64>,
+    pub(crate) expire_jitter: Option<u8>,
+    pub(crate) version: u32,
     pub(crate) key_prefix: Option<LitStr>,
     /// The `CachedFunction` accessors of the declared dependencies.
     pub(crate) dependencies: Vec<TokenStream>,
@@ -172,6 +174,8 @@ impl<'a> Model<'a> {
             values_serialized: attr.values_serialized(),
             limit: attr.limit.value,
             expire: attr.expire.value,
+            expire_jitter: attr.expire_jitter.value.map(|(percent, _)| percent),
+            version: attr.version.value.unwrap_or(0),
             key_prefix: attr.cache_key_prefix.value.clone(),
             dependencies: attr.dependency.value.iter().flatten().map(dependency_fn).collect(),
             kind,

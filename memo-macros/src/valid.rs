@@ -13,6 +13,14 @@ pub(crate) fn check(cx: &mut Ctxt, attr: &Attr, func: &Func) {
             ));
         }
     }
+    if let (Some((_, span)), Some(expire)) = (attr.expire_jitter.value, attr.expire.value) {
+        if expire <= 0 {
+            cx.syn_error(syn::Error::new(
+                span,
+                format!("`expire_jitter` spreads lifetimes, but with `expire = {expire}` entries have none: remove it"),
+            ));
+        }
+    }
     if attr.strict.value == Some(true) {
         for arg in &func.args {
             if arg.name == "clear" {

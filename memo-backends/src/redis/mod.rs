@@ -121,8 +121,9 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
             entry,
             value,
             // The script's form: 0 means "never" and "unbounded" there (the store is
-            // never opened when caching is off).
-            ttl_ms: self.policy.expire.after_ms().unwrap_or(0),
+            // never opened when caching is off). Each entry gets its own lifetime
+            // within `expire_jitter`.
+            ttl_ms: self.policy.lifetime_ms(namespace::fnv1a(entry.as_bytes())).unwrap_or(0),
             limit: self.policy.limit.max().map_or(0, |l| u64::try_from(l).unwrap_or(u64::MAX)),
             generation,
         }
@@ -201,12 +202,11 @@ where
     /// `len` asks Redis for the live members of the function's index (one round trip,
     /// within the timeout); it is `None` when Redis does not answer.
     fn stats(&self) -> StoreStats {
-        let ttl_ms = self.policy.expire.after_ms();
         StoreStats {
             evictions: self.evictions.load(Relaxed),
             expirations: 0,
             errors: self.decode_errors.load(Relaxed),
-            len: self.redis.run(|io| block(ops::live(io, &self.ns, ttl_ms))).ok(),
+            len: self.redis.run(|io| block(ops::live(io, &self.ns))).ok(),
         }
     }
 

@@ -27,16 +27,21 @@ use memo_core::{CachedFunction, Config};
 #[derive(Debug, Clone)]
 pub(crate) struct Namespace {
     base: String,
-    /// The function's expiry in ms, 0 for none: live entries are the index members
-    /// written less than this long ago.
+    /// The longest lifetime of the function's entries in ms (`expire` plus its jitter),
+    /// 0 for none: live entries are among the index members written less than this long
+    /// ago.
     ttl_ms: u64,
     drains: String,
 }
 
 impl Namespace {
     pub(crate) fn of(function: &CachedFunction, config: &Config) -> Namespace {
-        let fingerprint =
-            fnv1a(format!("{}|strict={}", function.signature(), function.is_strict()).as_bytes());
+        let mut identity = format!("{}|strict={}", function.signature(), function.is_strict());
+        if function.version() != 0 {
+            // Version 0 keeps the keys written before versions existed.
+            identity.push_str(&format!("|version={}", function.version()));
+        }
+        let fingerprint = fnv1a(identity.as_bytes());
         Namespace {
             base: format!(
                 "{}:{}:{}:{}:{fingerprint:016x}",
@@ -45,7 +50,7 @@ impl Namespace {
                 function.backend(),
                 function.path(),
             ),
-            ttl_ms: function.policy(config).expire.after_ms().unwrap_or(0),
+            ttl_ms: function.policy(config).max_lifetime_ms().unwrap_or(0),
             drains: drains(config),
         }
     }
@@ -190,6 +195,40 @@ mod tests {
         assert_eq!(untag(b"ex|a", "3"), Err(()));
         assert_eq!(untag(b"", "3"), Err(()));
         assert_eq!(epoch_of_draining("p:_:json:f:00:i:draining:12-3"), Some("p:_:json:f:00:e".into()));
+    }
+
+    const fn decl(version: u32) -> memo_core::plumbing::Decl {
+        memo_core::plumbing::Decl {
+            name: "f",
+            anchor: || "app::__memo_f_function::Anchor",
+            backend: &crate::JsonBackend,
+            strict: false,
+            is_async: false,
+            arg_names: &["a"],
+            arg_types: &["u32"],
+            signature: "(a: u32) -> u32",
+            limit: None,
+            expire: None,
+            expire_jitter: None,
+            version,
+            key_prefix: None,
+            dependencies: &[],
+        }
+    }
+
+    /// `version = N` is part of the key: entries written under another version are
+    /// never read. Version 0 keeps the keys written before versions existed.
+    #[test]
+    fn the_version_is_part_of_the_namespace() {
+        static V0: CachedFunction = CachedFunction::__new(decl(0));
+        static V0_AGAIN: CachedFunction = CachedFunction::__new(decl(0));
+        static V2: CachedFunction = CachedFunction::__new(decl(2));
+        let config = Config::default();
+        let (v0, v2) = (Namespace::of(&V0, &config), Namespace::of(&V2, &config));
+        assert_ne!(v0.base(), v2.base());
+        assert_eq!(v0.base(), Namespace::of(&V0_AGAIN, &config).base());
+        let before_versions = format!("{:016x}", fnv1a(b"(a: u32) -> u32|strict=false"));
+        assert!(v0.base().ends_with(&before_versions), "{}", v0.base());
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub(crate) struct Write<'a> {
 pub(crate) async fn write(io: &mut impl Io, ns: &Namespace, w: &Write<'_>) -> RedisResult<Option<u64>> {
     let mut invocation = WRITE.prepare_invoke();
     invocation.key(w.entry).key(ns.index()).key(ns.generation()).key(ns.epoch());
-    invocation.arg(w.value).arg(w.ttl_ms).arg(w.limit).arg(w.generation);
+    invocation.arg(w.value).arg(w.ttl_ms).arg(w.limit).arg(w.generation).arg(ns.ttl_ms());
     let evicted: i64 = io.invoke(&invocation).await?;
     Ok(u64::try_from(evicted).ok())
 }
@@ -185,17 +185,18 @@ pub(crate) async fn sweep(io: &mut impl Io, pattern: &str) -> RedisResult<usize>
     Ok(0)
 }
 
-/// How many entries of the namespace are live: the index members written less than
-/// `ttl_ms` ago by Redis's clock (all of them without expiry).
-pub(crate) async fn live(io: &mut impl Io, ns: &Namespace, ttl_ms: Option<u64>) -> RedisResult<usize> {
-    let count: u64 = match ttl_ms {
-        Some(ttl) => {
+/// How many entries of the namespace are live: the index members written within the
+/// function's longest lifetime by Redis's clock (all of them without expiry). With
+/// `expire_jitter`, entries given a shorter lifetime may still be counted a while.
+pub(crate) async fn live(io: &mut impl Io, ns: &Namespace) -> RedisResult<usize> {
+    let count: u64 = match ns.ttl_ms() {
+        0 => io.query(cmd("ZCARD").arg(ns.index())).await?,
+        ttl => {
             // Members are scored with Redis's clock (the write script's `TIME`).
             let (secs, micros): (u64, u64) = io.query(&cmd("TIME")).await?;
             let since = (secs * 1000 + micros / 1000).saturating_sub(ttl);
             io.query(cmd("ZCOUNT").arg(ns.index()).arg(format!("({since}")).arg("+inf")).await?
         }
-        None => io.query(cmd("ZCARD").arg(ns.index())).await?,
     };
     Ok(usize::try_from(count).unwrap_or(usize::MAX))
 }

@@ -7,9 +7,10 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// KEYS: entry, index, generation, epoch. ARGV: value, ttl in ms (0: none), limit (0:
-/// none), the generation the computation started in. Returns the entries evicted, or
-/// -1 when a clear has happened since (nothing is stored).
+/// KEYS: entry, index, generation, epoch. ARGV: value, this entry's ttl in ms (0:
+/// none), limit (0: none), the generation the computation started in, the function's
+/// longest ttl (index members older than it are pruned). Returns the entries evicted,
+/// or -1 when a clear has happened since (nothing is stored).
 pub(crate) static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -23,7 +24,7 @@ local ttl = tonumber(ARGV[2])
 local value = 'e' .. (redis.call('GET', KEYS[4]) or '0') .. '|' .. ARGV[1]
 if ttl > 0 then
   redis.call('SET', KEYS[1], value, 'PX', ttl)
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
 else
   redis.call('SET', KEYS[1], value)
 end
