@@ -31,7 +31,10 @@ fn environment_values_are_read() {
     assert_eq!(config.default_expire(), memo_alchemy::Expire::Never);
     assert_eq!(config.default_expire_jitter(), 15);
     let err = Config::from_vars(vars(&[("MEMO_DEFAULT_EXPIRE_JITTER", "95")])).unwrap_err();
-    assert!(err.to_string().contains("MEMO_DEFAULT_EXPIRE_JITTER") && err.to_string().contains("95"), "{err}");
+    assert!(
+        err.to_string().contains("MEMO_DEFAULT_EXPIRE_JITTER") && err.to_string().contains("95"),
+        "{err}"
+    );
     assert_eq!(config.key_prefix(), "shop");
     assert_eq!(config.redis_url().expose(), "redis://cache:6380/2");
 }
