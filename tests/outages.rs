@@ -178,11 +178,19 @@ fn an_outage_logs_one_line_down_one_a_second_and_one_back() {
     let warnings = lines.iter().filter(|l| l.level == Level::WARN).count();
     let back = lines.iter().filter(|l| l.text.contains("store back")).count();
     println!("{calls} calls in a 3 s outage: {warnings} warnings, {back} recoveries logged");
-    // Two stores (the Redis connection and the subscription), each: one line down and
-    // at most one a second after, for 3 s and the time it took to come back.
-    assert!(warnings >= 2, "each store logged going down");
+    // Two stores (the Redis connection and the subscription). Each outage of a store
+    // is one line down and one line back (a loaded machine may add a short outage of
+    // the subscription, whose heartbeat times out: it must follow the same rule), and
+    // at most one line a second in between.
+    for store in ["store=Redis at", "store=invalidation subscription at"] {
+        let of =
+            |what: &str| lines.iter().filter(|l| l.text.contains(store) && l.text.contains(what)).count();
+        let (down, still, up) = (of("store down"), of("store still down"), of("store back"));
+        assert!(down >= 1, "{store}: the outage was logged");
+        assert_eq!(down, up, "{store}: one line down and one line back per outage");
+        assert!(still <= 4, "{store}: {still} lines while down, at most one a second");
+    }
     assert!(warnings <= 2 * 6, "{warnings} warnings for {calls} calls");
-    assert_eq!(back, 2, "one line when each store came back");
     assert!(
         lines.iter().all(|l| !l.text.contains("computing directly") || l.text.contains("store down")),
         "no per-call line"
