@@ -73,6 +73,14 @@ fn passwords_never_print() {
     assert!(!format!("{url:?}").contains("hunter2"));
     let config = Config::builder().redis_url("rediss://:hunter2@db:6380").build().unwrap();
     assert!(!format!("{config:?}").contains("hunter2"));
+    // Regression: an `@` in a query password ended the user info there and printed the
+    // rest of the password.
+    for url in ["unix:///run/redis.sock?pass=s3c@ret", "redis://u:p4ss@h:1/0?password=x@y&db=1"] {
+        let shown = RedisUrl::new(url).to_string();
+        for secret in ["s3c", "ret", "p4ss", "x@y"] {
+            assert!(!(url.contains(secret) && shown.contains(secret)), "{secret} shows in {shown}");
+        }
+    }
     let err = Config::builder().redis_url("ftp://u:hunter2@db").build().unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }

@@ -436,3 +436,27 @@ fn jitter_spreads_the_ttl_of_entries_in_redis() {
     assert!(max - min > 20_000, "spread over more than 20 s: {min}..{max}");
     assert_eq!(jittered_json::cache_stats().len, Some(50), "all live, counted");
 }
+
+static EPOCH_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[json_cache(expire = -1)]
+fn epoch_keeper(i: u32) -> u32 {
+    EPOCH_RUNS.fetch_add(1, SeqCst);
+    i
+}
+
+/// Regression (review): the entry epoch went back to 1 after its key was lost (deleted
+/// by `flush_all`'s sweep, evicted, removed by hand), so a value written before a clear
+/// could be read after it. The epoch now never goes back.
+#[test]
+fn a_lost_epoch_key_never_makes_an_old_value_current_again() {
+    server();
+    epoch_keeper::cache_clear().unwrap();
+    assert_eq!(epoch_keeper(2), 2);
+    assert_eq!(EPOCH_RUNS.load(SeqCst), 1);
+    let epoch = keys_of("epoch_keeper", "e").pop().expect("the clear wrote an epoch");
+    let _: () = server().raw().del(&epoch).unwrap();
+    epoch_keeper::cache_clear().unwrap();
+    assert_eq!(epoch_keeper(2), 2);
+    assert_eq!(EPOCH_RUNS.load(SeqCst), 2, "the value from before the clear was not read");
+}

@@ -27,10 +27,11 @@ pub(crate) struct Sketch {
 
 impl Sketch {
     /// A sketch for a cache of `capacity` entries: about 8 counters per entry (4 bytes),
-    /// and no fewer than for 512 entries, so that a small cache still remembers a useful
-    /// stretch of history.
+    /// no fewer than for 512 entries, so that a small cache still remembers a useful
+    /// stretch of history, and no more than for 2^19 (a huge limit allocates no more).
     pub(crate) fn new(capacity: usize) -> Sketch {
-        let basis = capacity.max(512);
+        // At most 2^22 counters (2 MiB) per shard, however large the limit.
+        let basis = capacity.clamp(512, 1 << 19);
         let counters = (basis * 8).next_power_of_two();
         Sketch {
             words: vec![0; counters / PER_WORD],

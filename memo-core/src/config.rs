@@ -513,7 +513,10 @@ impl RedisUrl {
         let url = &self.0;
         let mut secrets = Vec::new();
         let authority = url.find("://").map_or(0, |i| i + 3);
-        if let Some(at) = url.rfind('@').filter(|&at| at >= authority) {
+        // The user info ends at the last `@` before the query (a query password may
+        // hold an `@` too).
+        let before_query = url.find('?').unwrap_or(url.len());
+        if let Some(at) = url[..before_query].rfind('@').filter(|&at| at >= authority) {
             let password = url[authority..at].find(':').map_or(authority, |colon| authority + colon + 1);
             secrets.push((password, at));
         }
@@ -539,6 +542,8 @@ impl fmt::Display for RedisUrl {
         let mut shown = 0;
         for (start, end) in secrets {
             if start < shown {
+                // Overlapping secrets: mask through the farther end.
+                shown = shown.max(end);
                 continue;
             }
             f.write_str(&self.0[shown..start])?;

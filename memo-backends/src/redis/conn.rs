@@ -137,6 +137,11 @@ impl Redis {
         self.client.as_ref().map_err(|e| format!("invalid Redis URL {}: {e}", self.url))
     }
 
+    /// Whether the last call found Redis unreachable.
+    pub(crate) fn is_down(&self) -> bool {
+        self.health.is_down()
+    }
+
     /// Runs `op` on a pooled blocking connection, within the timeout.
     pub(crate) fn run<T>(&self, op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>) -> Result<T, String> {
         self.breaker.admit()?;
@@ -154,19 +159,21 @@ impl Redis {
         self.settle(result)
     }
 
-    fn run_blocking<T>(&self, op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>) -> Result<T, String> {
+    fn run_blocking<T>(&self, op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>) -> Result<T, Failure> {
         let started = Instant::now();
         let pooled = self.pool.lock().pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => {
-                self.client()?.get_connection_with_timeout(self.connect_timeout).map_err(|e| e.to_string())?
-            }
+            None => self
+                .client()
+                .map_err(Failure::transport)?
+                .get_connection_with_timeout(self.connect_timeout)
+                .map_err(Failure::from)?,
         };
         let left = self.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-        conn.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
-        conn.set_write_timeout(Some(left)).map_err(|e| e.to_string())?;
-        let result = op(&mut SyncIo(&mut conn)).map_err(|e| e.to_string());
+        conn.set_read_timeout(Some(left)).map_err(Failure::from)?;
+        conn.set_write_timeout(Some(left)).map_err(Failure::from)?;
+        let result = op(&mut SyncIo(&mut conn)).map_err(Failure::from);
         // A connection that failed may hold half a reply: drop it.
         if result.is_ok() {
             let mut pool = self.pool.lock();
@@ -190,19 +197,19 @@ impl Redis {
         self.breaker.admit()?;
         let task = async move {
             let manager = self.manager().await?;
-            op(manager).await.map_err(|e| e.to_string())
+            op(manager).await.map_err(Failure::from)
         };
         let timeout = self.timeout;
         let result = match RUNTIME.spawn(tokio::time::timeout(timeout, task)).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_elapsed)) => Err(format!("no answer from Redis within {timeout:?}")),
-            Err(join) => Err(format!("the Redis task failed: {join}")),
+            Ok(Err(_elapsed)) => Err(Failure::transport(format!("no answer from Redis within {timeout:?}"))),
+            Err(join) => Err(Failure::transport(format!("the Redis task failed: {join}"))),
         };
         self.settle(result)
     }
 
     /// The shared async connection, connecting when there is none.
-    async fn manager(&self) -> Result<ConnectionManager, String> {
+    async fn manager(&self) -> Result<ConnectionManager, Failure> {
         if let Some(manager) = self.manager.lock().clone() {
             return Ok(manager);
         }
@@ -210,20 +217,25 @@ impl Redis {
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
             .set_number_of_retries(1);
-        let manager = ConnectionManager::new_with_config(self.client()?.clone(), config)
-            .await
-            .map_err(|e| e.to_string())?;
+        let client = self.client().map_err(Failure::transport)?.clone();
+        let manager = ConnectionManager::new_with_config(client, config).await.map_err(Failure::from)?;
         Ok(self.manager.lock().get_or_insert(manager).clone())
     }
 
-    fn settle<T>(&self, result: Result<T, String>) -> Result<T, String> {
+    /// Accounts for a call's outcome. Only a transport failure (no connection, no
+    /// answer) counts against the breaker and the store's health: an error Redis sent
+    /// back (a script error, a refused command) means it is up.
+    fn settle<T>(&self, result: Result<T, Failure>) -> Result<T, String> {
         match result {
             Ok(value) => {
-                self.breaker.success();
-                self.health.succeeded();
+                self.up();
                 Ok(value)
             }
-            Err(message) => {
+            Err(Failure { message, transport: false }) => {
+                self.up();
+                Err(self.url.redact(&message))
+            }
+            Err(Failure { message, transport: true }) => {
                 // Connections made before the failure may be broken too: the next call,
                 // and the breaker's probe, connect afresh.
                 self.pool.lock().clear();
@@ -236,6 +248,11 @@ impl Redis {
         }
     }
 
+    fn up(&self) {
+        self.breaker.success();
+        self.health.succeeded();
+    }
+
     /// The error a caller gets for a failed Redis operation.
     pub(crate) fn error(&self, backend: &'static str, function: &str, message: String) -> Error {
         Error::Backend {
@@ -243,6 +260,27 @@ impl Redis {
             function: function.to_owned(),
             message: format!("{} ({})", self.url.redact(&message), self.url),
         }
+    }
+}
+
+/// Why a call failed, and whether Redis could not be reached (as opposed to answering
+/// with an error).
+struct Failure {
+    message: String,
+    transport: bool,
+}
+
+impl Failure {
+    fn transport(message: String) -> Failure {
+        Failure { message, transport: true }
+    }
+}
+
+impl From<redis::RedisError> for Failure {
+    fn from(e: redis::RedisError) -> Failure {
+        let transport =
+            e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal();
+        Failure { message: e.to_string(), transport }
     }
 }
 

@@ -169,8 +169,9 @@ pub(crate) async fn sweep(io: &mut impl Io, pattern: &str) -> RedisResult<usize>
     loop {
         let (next, keys): (u64, Vec<String>) =
             io.query(cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(BATCH)).await?;
+        // Generations and epochs only ever move forward: they are left to expire.
         let (generations, keys): (Vec<String>, Vec<String>) =
-            keys.into_iter().partition(|k| k.ends_with(":g"));
+            keys.into_iter().partition(|k| k.ends_with(":g") || k.ends_with(":e"));
         for generation in &generations {
             let _: i64 = io.query(cmd("PEXPIRE").arg(generation).arg(GENERATION_AFTER_FLUSH_MS)).await?;
         }
@@ -206,11 +207,14 @@ async fn unlink(io: &mut impl Io, keys: &[String]) -> RedisResult<usize> {
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// A process-unique suffix for a draining index.
+/// A unique suffix for a draining index: the time in nanoseconds, the process and a
+/// counter, so that processes that share a pid (containers) or restart never collide.
 fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Relaxed))
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}-{}-{}", std::process::id(), NEXT.fetch_add(1, Relaxed))
 }
 
 /// Publishes `message` on `channel`.

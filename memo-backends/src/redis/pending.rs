@@ -12,7 +12,7 @@
 //! what the clear was meant to remove, until the retry goes through; and a process
 //! that exits with clears pending loses them ([`pending`] tells how many there are).
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{LazyLock, Once};
 use std::thread;
 use std::time::Duration;
@@ -53,6 +53,9 @@ struct Op {
     ns: Namespace,
     target: Target,
     what: What,
+    /// Raised each time a failed clear is folded into this op: a retry that began
+    /// before removes it only if no clear failed since.
+    seq: u64,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +64,8 @@ struct Queue {
     wake: Condvar,
     /// `ops.len()`, read without the lock on every lookup.
     len: AtomicUsize,
+    /// The next sequence number.
+    next: AtomicU64,
 }
 
 static QUEUE: LazyLock<Queue> = LazyLock::new(Queue::default);
@@ -75,15 +80,19 @@ pub(crate) fn defer(ns: &Namespace, target: Target, what: What) {
             .expect("the OS can start memo-alchemy's retry thread");
     });
     let mut ops = QUEUE.ops.lock();
+    let seq = QUEUE.next.fetch_add(1, SeqCst);
     let same = |op: &Op| op.ns.base() == ns.base() && op.target == target;
-    if ops.iter().any(|op| same(op) && op.what == What::All) {
-        return; // A pending clear of everything covers this one.
-    }
-    if what == What::All {
-        ops.retain(|op| !same(op));
-    }
-    if !ops.iter().any(|op| same(op) && op.what == what) {
-        ops.push(Op { ns: ns.clone(), target, what });
+    if let Some(all) = ops.iter_mut().find(|op| same(op) && op.what == What::All) {
+        // A pending clear of everything covers this one; it must now run once more.
+        all.seq = seq;
+    } else {
+        if what == What::All {
+            ops.retain(|op| !same(op));
+        }
+        match ops.iter_mut().find(|op| same(op) && op.what == what) {
+            Some(op) => op.seq = seq,
+            None => ops.push(Op { ns: ns.clone(), target, what, seq }),
+        }
     }
     QUEUE.len.store(ops.len(), SeqCst);
     QUEUE.wake.notify_one();
@@ -95,11 +104,13 @@ pub(crate) fn blocks(ns: &Namespace) -> bool {
     QUEUE.len.load(SeqCst) != 0 && QUEUE.ops.lock().iter().any(|op| op.ns.base() == ns.base())
 }
 
-/// A clear of everything in `ns` went through: the pending ones are done with.
-pub(crate) fn settled(ns: &Namespace, target: Target) {
+/// A clear of everything in `ns`, sent when the next sequence number was `since`, went
+/// through: the clears that failed before it are done with (not those that failed
+/// while it was on its way).
+fn settled(ns: &Namespace, target: Target, since: u64) {
     if QUEUE.len.load(SeqCst) != 0 {
         let mut ops = QUEUE.ops.lock();
-        ops.retain(|op| !(op.ns.base() == ns.base() && op.target == target));
+        ops.retain(|op| !(op.ns.base() == ns.base() && op.target == target && op.seq < since));
         QUEUE.len.store(ops.len(), SeqCst);
     }
 }
@@ -124,58 +135,68 @@ fn retry_forever() {
     }
 }
 
-/// Tries each pending clear in order; stops at the first that Redis does not take.
-/// Returns whether every one went through.
+/// Tries each pending clear in order; stops at the first that Redis does not take
+/// while it is down, and passes over one it refuses while up (it stays for later, and
+/// blocks nothing behind it). Returns whether every one went through.
 fn retry_all() -> bool {
-    loop {
-        let Some((ns, target, what)) =
-            QUEUE.ops.lock().first().map(|op| (op.ns.clone(), op.target, op.what.clone()))
-        else {
-            return true;
-        };
+    let redis = Redis::global();
+    let snapshot: Vec<(Namespace, Target, What, u64)> =
+        QUEUE.ops.lock().iter().map(|op| (op.ns.clone(), op.target, op.what.clone(), op.seq)).collect();
+    let mut all_done = true;
+    for (ns, target, what, seq) in snapshot {
         // The retries are the breaker's probes: they go through while it is open.
-        if Redis::global().run_probe(|io| block(apply(io, &ns, target, &what))).is_err() {
-            return false;
+        if redis.run_probe(|io| block(apply(io, &ns, target, &what))).is_err() {
+            all_done = false;
+            if redis.is_down() {
+                return false;
+            }
+            continue;
         }
         if target == Target::Store && what == What::All {
             super::drain::poke();
         }
         let mut ops = QUEUE.ops.lock();
-        let done =
-            ops.iter().position(|op| op.ns.base() == ns.base() && op.target == target && op.what == what);
+        // Only if no clear failed (and was folded in) since this retry began.
+        let done = ops.iter().position(|op| {
+            op.ns.base() == ns.base() && op.target == target && op.what == what && op.seq == seq
+        });
         if let Some(i) = done {
             ops.remove(i);
         }
         QUEUE.len.store(ops.len(), SeqCst);
     }
+    all_done
 }
 
 /// Runs a clear now; when Redis does not take it, keeps it for the retries and returns
 /// the error. Returns the entries removed from Redis (0 for the bus).
 pub(crate) fn invalidate(ns: &Namespace, target: Target, what: What) -> Result<usize, String> {
+    let since = QUEUE.next.load(SeqCst);
     let result = Redis::global().run(|io| block(apply(io, ns, target, &what)));
-    settle(ns, target, what, result)
+    settle(ns, target, what, since, result)
 }
 
 /// [`invalidate`] for `async` callers.
 pub(crate) async fn invalidate_async(ns: &Namespace, target: Target, what: What) -> Result<usize, String> {
+    let since = QUEUE.next.load(SeqCst);
     let (owned_ns, owned_what) = (ns.clone(), what.clone());
     let result = Redis::global()
         .run_async(move |mut io| async move { apply(&mut io, &owned_ns, target, &owned_what).await })
         .await;
-    settle(ns, target, what, result)
+    settle(ns, target, what, since, result)
 }
 
 fn settle(
     ns: &Namespace,
     target: Target,
     what: What,
+    since: u64,
     result: Result<usize, String>,
 ) -> Result<usize, String> {
     match result {
         Ok(removed) => {
             if what == What::All {
-                settled(ns, target);
+                settled(ns, target, since);
                 if target == Target::Store {
                     super::drain::poke();
                 }

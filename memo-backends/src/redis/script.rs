@@ -50,20 +50,23 @@ return evicted
 /// KEYS: index, generation, epoch, the draining name, the drains set. ARGV: ttl in ms
 /// (0: none). Moves the generation and the epoch on (every entry is unreadable from
 /// here), renames the index aside for the background drain and lists it; returns the
-/// live entries there were.
+/// live entries there were. The epoch becomes the later of itself + 1 and Redis's time
+/// in ms, so that it never goes back even if its key is lost (evicted, deleted by hand)
+/// or holds garbage: an old entry's tag can never become current again.
 pub(crate) static CLEAR: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 redis.call('INCR', KEYS[2])
-redis.call('INCR', KEYS[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local epoch = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+redis.call('SET', KEYS[3], string.format('%d', math.max(epoch + 1, now)))
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
 local ttl = tonumber(ARGV[1])
 local live
 if ttl > 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   live = redis.call('ZCOUNT', KEYS[1], '(' .. (now - ttl), '+inf')
 else
   live = redis.call('ZCARD', KEYS[1])
