@@ -59,33 +59,30 @@ pub(crate) fn function_fn(name: &Ident, span: Span) -> Ident {
 impl Names {
     fn new(name: &Ident, home: &Home<'_>) -> Names {
         let raw = name.unraw();
-        match home {
-            Home::Module => Names {
-                function_fn: function_fn(name, Span::call_site()),
-                handle_fn: format_ident!("__memo_{raw}_cache"),
-                handle_alias: format_ident!("__memo_{raw}_Cache"),
-                bounds_fn: format_ident!("__memo_{raw}_bounds"),
-                builder: format_ident!("__memo_{raw}_ClearBy"),
-                clear: format_ident!("cache_clear"),
-                clear_by: format_ident!("cache_clear_by"),
-                stats: format_ident!("cache_stats"),
-            },
+        // A free function's controls are `f::cache_clear()`, an associated function's
+        // `T::m_cache_clear()`.
+        let (handle_fn, builder, controls) = match home {
+            Home::Module => {
+                (format_ident!("__memo_{raw}_cache"), format_ident!("__memo_{raw}_ClearBy"), String::new())
+            }
             Home::Impl { self_ty, .. } => {
                 // Builders of same-named methods of different types live side by side
                 // outside their `impl` blocks: the type's text tells them apart.
                 let text = self_ty.to_token_stream().to_string();
                 let owner: String = text.chars().filter(char::is_ascii_alphanumeric).take(24).collect();
-                Names {
-                    function_fn: function_fn(name, Span::call_site()),
-                    handle_fn: format_ident!("{raw}_cache"),
-                    handle_alias: format_ident!("__memo_{raw}_Cache"),
-                    bounds_fn: format_ident!("__memo_{raw}_bounds"),
-                    builder: format_ident!("__memo_{owner}_{raw}_ClearBy_{:08x}", fnv(&text) as u32),
-                    clear: format_ident!("{raw}_cache_clear"),
-                    clear_by: format_ident!("{raw}_cache_clear_by"),
-                    stats: format_ident!("{raw}_cache_stats"),
-                }
+                let builder = format_ident!("__memo_{owner}_{raw}_ClearBy_{:08x}", fnv(&text) as u32);
+                (format_ident!("{raw}_cache"), builder, format!("{raw}_"))
             }
+        };
+        Names {
+            function_fn: function_fn(name, Span::call_site()),
+            handle_fn,
+            handle_alias: format_ident!("__memo_{raw}_Cache"),
+            bounds_fn: format_ident!("__memo_{raw}_bounds"),
+            builder,
+            clear: format_ident!("{controls}cache_clear"),
+            clear_by: format_ident!("{controls}cache_clear_by"),
+            stats: format_ident!("{controls}cache_stats"),
         }
     }
 }

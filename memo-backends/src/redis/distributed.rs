@@ -204,11 +204,7 @@ impl BackendKind for DistributedMemoryBackend {
         selector: Option<&Selector>,
     ) -> Result<usize, Error> {
         let ns = Namespace::of(function, Config::global());
-        let what = match selector.and_then(|s| function.resolve(s)) {
-            Some(resolved) => What::Matching(selected(function, &resolved)),
-            None => What::All,
-        };
-        invalidate(&ns, Target::Bus, what)
+        invalidate(&ns, Target::Bus, What::of(function, selector))
             .map_err(|m| Redis::global().error(self.name(), function.path(), m))?;
         Ok(0)
     }

@@ -308,11 +308,8 @@ fn cold_clear(
     backend: &'static str,
 ) -> Result<usize, Error> {
     let ns = Namespace::of(function, Config::global());
-    let what = match selector.and_then(|s| function.resolve(s)) {
-        Some(resolved) => What::Matching(selected(function, &resolved)),
-        None => What::All,
-    };
-    invalidate(&ns, Target::Store, what).map_err(|m| Redis::global().error(backend, function.path(), m))
+    invalidate(&ns, Target::Store, What::of(function, selector))
+        .map_err(|m| Redis::global().error(backend, function.path(), m))
 }
 
 /// The pattern of every key under the configured prefix.

@@ -48,6 +48,17 @@ pub(crate) enum What {
     Matching(Vec<String>),
 }
 
+impl What {
+    /// What a clear of `function` by `selector` removes (everything without one, or
+    /// when the function cannot apply it exactly).
+    pub(crate) fn of(function: &memo_core::CachedFunction, selector: Option<&memo_core::Selector>) -> What {
+        match selector.and_then(|s| function.resolve(s)) {
+            Some(resolved) => What::Matching(super::namespace::selected(function, &resolved)),
+            None => What::All,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Op {
     ns: Namespace,
