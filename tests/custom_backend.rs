@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use memo_alchemy::backends::Memory;
 use memo_alchemy::{
-    cache, Backend, BackendKind, CachedFunction, Error, Fill, KeyRef, Lookup, Policy, Selector, StoreFor,
-    StoreStats, StrictKeys,
+    cache, Backend, BackendKind, CachedFunction, Error, Fill, KeyRef, Lookup, Policy, RenderTags, Selector,
+    StoreFor, StoreStats, StrictKeys,
 };
 
 static GETS: AtomicUsize = AtomicUsize::new(0);
@@ -56,8 +56,9 @@ where
         function: &'static CachedFunction,
         policy: Policy,
         strict: Option<StrictKeys<K>>,
+        tags: Option<RenderTags<K>>,
     ) -> Result<Self, Error> {
-        Memory::open(function, policy, strict).map(CountingStore)
+        Memory::open(function, policy, strict, tags).map(CountingStore)
     }
     fn get<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Result<Lookup<V, ()>, Error> {
         GETS.fetch_add(1, SeqCst);

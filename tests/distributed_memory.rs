@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use memo_alchemy::{cache, distributed_memory_cache};
 use redis::Commands;
-use support::{is_child, run_child, server};
+use support::{is_child, run_child, server, warm};
 
 static PRICE_RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -49,20 +49,6 @@ fn wait_for(name: &str) {
         }
         assert!(Instant::now() < deadline, "timed out waiting for {name}");
         sleep(Duration::from_millis(2));
-    }
-}
-
-/// Calls `f` until it is served from the local cache (the subscription is up).
-fn warm<T>(f: impl Fn() -> T, hits: impl Fn() -> u64) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let before = hits();
-        let value = f();
-        if hits() > before {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "never served from the cache");
-        sleep(Duration::from_millis(5));
     }
 }
 

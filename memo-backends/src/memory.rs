@@ -16,7 +16,7 @@ use std::hash::{BuildHasher, Hash};
 
 use memo_core::{
     coarse_now_ms, now_ms, Backend, BackendKind, CachedFunction, Error, Fill, KeyRef, Lookup, Policy,
-    StoreFor, StoreStats, StrictKeys,
+    RenderTags, StoreFor, StoreStats, StrictKeys,
 };
 use parking_lot::Mutex;
 
@@ -169,6 +169,7 @@ where
         _: &'static CachedFunction,
         policy: Policy,
         strict: Option<StrictKeys<K>>,
+        _: Option<RenderTags<K>>,
     ) -> Result<Self, Error> {
         let limit = policy.limit.max();
         let store = match limit {
@@ -270,7 +271,10 @@ where
 
     fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error> {
         let Some(strict) = self.strict else { return self.clear() };
-        let doomed = |k: &K| strict.matches(k, resolved);
+        self.clear_tagged(&|k: &K| strict.matches(k, resolved))
+    }
+
+    fn clear_tagged(&self, doomed: &(dyn Fn(&K) -> bool + Sync)) -> Result<usize, Error> {
         Ok(match &self.store {
             Store::Exact(lock) => lock.lock().map.remove_where(doomed),
             Store::Clock(lock) => {

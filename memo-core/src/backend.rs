@@ -4,7 +4,7 @@ use std::future::{ready, Future};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::key::{KeyRef, Selector, StrictKeys};
-use crate::{BoxFuture, CachedFunction, Error, Policy};
+use crate::{BoxFuture, CachedFunction, Error, Policy, RenderTags};
 
 /// The answer to a lookup: the value, or what the store needs to fill the key later.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ impl<'a, T> Fill<'a, T> {
 ///
 /// ```
 /// use memo_core::{Backend, BackendKind, CachedFunction, Error, StoreFor};
-/// # use memo_core::{Fill, KeyRef, Lookup, Policy, StoreStats, StrictKeys};
+/// # use memo_core::{Fill, KeyRef, Lookup, Policy, RenderTags, StoreStats, StrictKeys};
 ///
 /// /// `#[cache(backend = Nowhere)]`: stores nothing.
 /// pub struct Nowhere;
@@ -81,7 +81,7 @@ impl<'a, T> Fill<'a, T> {
 ///
 /// impl<K: Send + Sync + 'static, V: Send + Sync + 'static> Backend<K, V> for NowhereStore {
 ///     type Ticket = ();
-///     fn open(_: &'static CachedFunction, _: Policy, _: Option<StrictKeys<K>>) -> Result<Self, Error> {
+///     fn open(_: &'static CachedFunction, _: Policy, _: Option<StrictKeys<K>>, _: Option<RenderTags<K>>) -> Result<Self, Error> {
 ///         Ok(NowhereStore)
 ///     }
 ///     fn get<Q: KeyRef<K> + ?Sized>(&self, _: &Q) -> Result<Lookup<V, ()>, Error> {
@@ -135,6 +135,26 @@ pub trait BackendKind: Send + Sync + 'static {
         let swept = self.sweep();
         Box::pin(async move { swept })
     }
+
+    /// Removes the entries carrying any of `tags` that live outside this process (in a
+    /// shared store, in other processes), whichever function wrote them; runs once per
+    /// kind that some registered function uses, for [`invalidate_tags`](crate::invalidate_tags).
+    /// Returns the entries removed from a shared store. The default does nothing, which
+    /// suits stores private to a process (their handles remove tagged entries through
+    /// [`Backend::clear_tagged`]).
+    ///
+    /// # Errors
+    /// When the shared store cannot be reached.
+    fn invalidate_tags(&self, tags: &[String]) -> Result<usize, Error> {
+        let _ = tags;
+        Ok(0)
+    }
+
+    /// [`invalidate_tags`](BackendKind::invalidate_tags) for `async` callers.
+    fn invalidate_tags_async(&self, tags: Vec<String>) -> BoxFuture<'static, Result<usize, Error>> {
+        let removed = self.invalidate_tags(&tags);
+        Box::pin(async move { removed })
+    }
 }
 
 /// The store a backend kind gives a function whose keys are `K` and values `V`; its
@@ -174,10 +194,12 @@ pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sy
     ///
     /// # Errors
     /// When the store cannot be used; the function then runs uncached.
+    /// `tags` renders an entry's tags, for functions declared with `tags = [...]`.
     fn open(
         function: &'static CachedFunction,
         policy: Policy,
         strict: Option<StrictKeys<K>>,
+        tags: Option<RenderTags<K>>,
     ) -> Result<Self, Error>;
 
     /// Finds the value of `key`.
@@ -207,6 +229,19 @@ pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sy
 
     /// Evictions, expirations and length.
     fn stats(&self) -> StoreStats;
+
+    /// Removes the entries of this process for which `tagged` holds (their tags meet an
+    /// [`invalidate_tags`](crate::invalidate_tags)); returns how many. The default
+    /// clears everything, which is safe. A store whose entries live outside the process
+    /// returns 0: its kind's [`invalidate_tags`](BackendKind::invalidate_tags) removes
+    /// them, once for every function.
+    ///
+    /// # Errors
+    /// As for [`clear`](Backend::clear).
+    fn clear_tagged(&self, tagged: &(dyn Fn(&K) -> bool + Sync)) -> Result<usize, Error> {
+        let _ = tagged;
+        self.clear()
+    }
 
     /// [`get`](Backend::get) for `async` callers.
     fn get_async<'a, Q: KeyRef<K> + Sync + ?Sized>(

@@ -46,6 +46,8 @@ pub struct Decl {
     /// `version`: part of the key, so that entries of other versions are never read.
     pub version: u32,
     pub key_prefix: Option<&'static str>,
+    /// `tags`, as written: literal text with `{argument}` holes.
+    pub tags: &'static [&'static str],
     pub dependencies: &'static [fn() -> &'static CachedFunction],
 }
 
@@ -90,6 +92,12 @@ pub trait CacheControl: Send + Sync {
         -> crate::BoxFuture<'a, Result<usize, Error>>;
     /// This handle's counters.
     fn stats(&self) -> CacheStats;
+    /// Removes this handle's entries in this process that carry any of `tags`, without
+    /// cascading (see [`invalidate_tags`](crate::invalidate_tags)).
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn clear_own_tagged(&self, tags: &[String]) -> Result<usize, Error>;
 }
 
 impl CachedFunction {
@@ -173,6 +181,16 @@ impl CachedFunction {
     /// stores, so that entries written under another version are never read.
     pub fn version(&self) -> u32 {
         self.decl.version
+    }
+
+    /// The tag templates of `tags = [...]`, as written (`"user:{id}"`).
+    pub fn tags(&self) -> &'static [&'static str] {
+        self.decl.tags
+    }
+
+    /// Whether one of the function's tag templates can render one of `tags`.
+    pub fn may_carry(&self, tags: &[String]) -> bool {
+        crate::may_carry(self.decl.tags, tags)
     }
 
     /// `cache_key_prefix` from the attribute, if it set one.

@@ -18,7 +18,7 @@ inventory::collect!(Registration);
 
 /// Clears `f` in this process: its opened handles, or its shared store when it has
 /// none open.
-fn clear_one(f: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
+pub(crate) fn clear_one(f: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
     let controls = f.controls();
     if controls.is_empty() {
         return f.backend_kind().cold_clear(f, selector);
@@ -176,7 +176,10 @@ pub(crate) fn cascade(root: &'static CachedFunction, selector: Option<&Selector>
 }
 
 /// [`clear_one`] for `async` callers.
-async fn clear_one_async(f: &'static CachedFunction, selector: Option<&Selector>) -> Result<usize, Error> {
+pub(crate) async fn clear_one_async(
+    f: &'static CachedFunction,
+    selector: Option<&Selector>,
+) -> Result<usize, Error> {
     let controls = f.controls();
     if controls.is_empty() {
         // Never opened here: the backend's blocking cold clear (rare).
@@ -218,7 +221,7 @@ pub fn flush_all() -> Result<usize, Error> {
 }
 
 /// The backend kinds of the program's functions, each once.
-fn kinds() -> Vec<&'static dyn BackendKind> {
+pub(crate) fn kinds() -> Vec<&'static dyn BackendKind> {
     let mut kinds: Vec<&'static dyn BackendKind> = Vec::new();
     for f in registry() {
         if !kinds.iter().any(|k| k.name() == f.backend()) {
@@ -244,7 +247,7 @@ pub async fn flush_all_async() -> Result<usize, Error> {
 }
 
 /// The entries removed in all, or the first error.
-fn total(results: impl IntoIterator<Item = Result<usize, Error>>) -> Result<usize, Error> {
+pub(crate) fn total(results: impl IntoIterator<Item = Result<usize, Error>>) -> Result<usize, Error> {
     let mut removed = 0;
     let mut first_error = None;
     for result in results {

@@ -12,7 +12,7 @@ use crate::flight::{Flight, Flights, Outcome, Role};
 use crate::key::{KeyRef, OwnedKey, Selector, StrictKeys};
 use crate::mode::Mode;
 use crate::stats::Counters;
-use crate::{BoxFuture, CacheControl, CacheStats, CachedFunction, Config, Error};
+use crate::{BoxFuture, CacheControl, CacheStats, CachedFunction, Config, Error, RenderTags};
 
 /// The cache of one function: its store `B`, keys `K` (the owned argument tuple) and
 /// cached values `V`. `f::cache()` returns it.
@@ -23,6 +23,8 @@ pub struct FunctionCache<K, V, B> {
     store: Option<B>,
     /// Advanced by every clear before it removes anything; see [`Fill`].
     generation: AtomicU64,
+    /// Renders an entry's tags (`tags = [...]`).
+    tags: Option<RenderTags<K>>,
     flights: Flights<K, V>,
     counters: Counters,
 }
@@ -43,13 +45,17 @@ where
     /// Opens the handle of `function` with the limits of its attribute or the
     /// installed [`Config`]. Generated code calls this once per function.
     #[doc(hidden)]
-    pub fn open(function: &'static CachedFunction, strict: Option<StrictKeys<K>>) -> Self {
+    pub fn open(
+        function: &'static CachedFunction,
+        strict: Option<StrictKeys<K>>,
+        tags: Option<RenderTags<K>>,
+    ) -> Self {
         let counters = Counters::default();
         let policy = function.policy(Config::global());
         let store = policy
             .caches()
             .then(|| {
-                B::open(function, policy, strict)
+                B::open(function, policy, strict, tags)
                     .inspect_err(|err| {
                         counters.error();
                         tracing::error!(function = function.path(), %err, "memo-alchemy: running uncached");
@@ -61,6 +67,7 @@ where
             function,
             store,
             generation: AtomicU64::new(0),
+            tags,
             flights: Flights::default(),
             counters,
         }
@@ -355,6 +362,13 @@ where
                 None => Ok(0),
             }
         })
+    }
+
+    fn clear_own_tagged(&self, tags: &[String]) -> Result<usize, Error> {
+        let Some(render) = self.tags else { return Ok(0) };
+        self.begin_clear();
+        let tagged = |key: &K| render(key).iter().any(|t| tags.contains(t));
+        self.store.as_ref().map_or(Ok(0), |s| s.clear_tagged(&tagged))
     }
 
     fn stats(&self) -> CacheStats {

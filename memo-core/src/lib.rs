@@ -17,6 +17,7 @@ mod key;
 mod mode;
 mod policy;
 mod stats;
+mod tags;
 
 pub use backend::{Backend, BackendKind, Fill, Lookup, StoreFor, StoreStats};
 pub use clock::{coarse_now_ms, now_ms};
@@ -32,6 +33,7 @@ pub use health::Health;
 pub use key::{Field, KeyRef, Selector, StrictKeys};
 pub use policy::{jitter_from_setting, Expire, Limit, Policy, MAX_EXPIRE_JITTER, SETTING_RULE};
 pub use stats::CacheStats;
+pub use tags::{invalidate_tags, invalidate_tags_async, may_carry, template_matches, RenderTags};
 
 /// What generated code and the bundled stores use, and users need not: it changes
 /// without notice.

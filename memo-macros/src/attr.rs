@@ -19,10 +19,11 @@ const DEPENDENCY: &str = "dependency";
 const CACHE_KEY_PREFIX: &str = "cache_key_prefix";
 const VERSION: &str = "version";
 const EXPIRE_JITTER: &str = "expire_jitter";
+const TAGS: &str = "tags";
 const KEYS: &str =
-    "limit, expire, expire_jitter, is_method, strict, backend, dependency, cache_key_prefix, version";
-const ALL_KEYS: [&str; 9] =
-    [LIMIT, EXPIRE, EXPIRE_JITTER, IS_METHOD, STRICT, BACKEND, DEPENDENCY, CACHE_KEY_PREFIX, VERSION];
+    "limit, expire, expire_jitter, is_method, strict, backend, dependency, cache_key_prefix, version, tags";
+const ALL_KEYS: [&str; 10] =
+    [LIMIT, EXPIRE, EXPIRE_JITTER, IS_METHOD, STRICT, BACKEND, DEPENDENCY, CACHE_KEY_PREFIX, VERSION, TAGS];
 
 /// A backend known by name: the one place where a name maps to a type. A new backend
 /// is one line here and one file in memo-backends.
@@ -117,6 +118,8 @@ pub(crate) struct Attr {
     pub(crate) version: Setting<u32>,
     /// The percentage, and its token for errors that involve another key.
     pub(crate) expire_jitter: Setting<(u8, Span)>,
+    /// Tag templates; `valid` checks that each `{name}` names an argument.
+    pub(crate) tags: Setting<Vec<LitStr>>,
 }
 
 impl Attr {
@@ -153,6 +156,7 @@ impl Attr {
             cache_key_prefix: Setting::new(CACHE_KEY_PREFIX),
             version: Setting::new(VERSION),
             expire_jitter: Setting::new(EXPIRE_JITTER),
+            tags: Setting::new(TAGS),
         };
         let entries = match Punctuated::<Entry, Token![,]>::parse_terminated.parse2(args) {
             Ok(entries) => entries,
@@ -229,6 +233,11 @@ impl Attr {
                     },
                     None => cx.error(value, "`expire_jitter` takes a percentage, e.g. `expire_jitter = 10`"),
                 },
+                TAGS => {
+                    if let Some(tags) = tags(cx, value) {
+                        attr.tags.set(cx, key, tags);
+                    }
+                }
                 _ => cx.error(key, unknown_key_message(&name)),
             }
         }
@@ -298,6 +307,7 @@ fn bare_key_message(key: &Path) -> String {
         CACHE_KEY_PREFIX => "cache_key_prefix = \"billing\"",
         VERSION => "version = 2",
         EXPIRE_JITTER => "expire_jitter = 10",
+        TAGS => "tags = [\"user:{id}\"]",
         _ => return unknown_key_message(&name),
     };
     format!("`{name}` needs a value: write `{example}`")
@@ -309,6 +319,7 @@ fn unknown_key_message(name: &str) -> String {
         "ttl" | "timeout" | "max_age" => Some(EXPIRE),
         "size" | "maxsize" | "max_size" | "capacity" => Some(LIMIT),
         "dependencies" | "depends_on" | "deps" => Some(DEPENDENCY),
+        "tag" | "labels" => Some(TAGS),
         _ => ALL_KEYS
             .into_iter()
             .map(|k| (edit_distance(name, k), k))
@@ -443,4 +454,52 @@ fn dependency(cx: &mut Ctxt, value: &Expr) -> Option<Vec<Path>> {
         }
     }
     Some(paths)
+}
+
+fn tags(cx: &mut Ctxt, value: &Expr) -> Option<Vec<LitStr>> {
+    let Expr::Array(array) = value else {
+        cx.error(value, "`tags` takes a list of strings, e.g. `[\"table:users\", \"user:{id}\"]`");
+        return None;
+    };
+    let mut tags = Vec::new();
+    for elem in &array.elems {
+        match ungroup(elem) {
+            Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if !s.value().is_empty() => tags.push(s.clone()),
+            other => cx.error(other, "expected a non-empty string, e.g. `\"user:{id}\"`"),
+        }
+    }
+    Some(tags)
+}
+
+/// A tag template's pieces: literal text and `{argument}` holes.
+pub(crate) enum Piece {
+    Text(String),
+    Hole(String),
+}
+
+/// Splits a template into its pieces, or says what is wrong with it.
+pub(crate) fn template(text: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest[open..].starts_with('}') {
+            return Err(format!("`}}` without `{{` in tag `{text}`: holes are written `{{argument}}`"));
+        }
+        if open > 0 {
+            pieces.push(Piece::Text(rest[..open].to_owned()));
+        }
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("unclosed `{{` in tag `{text}`: holes are written `{{argument}}`"));
+        };
+        let name = &rest[open + 1..open + close];
+        if name.is_empty() || name.contains('{') {
+            return Err(format!("`{{{name}}}` in tag `{text}` is not a hole: write `{{argument}}`"));
+        }
+        pieces.push(Piece::Hole(name.to_owned()));
+        rest = &rest[open + close + 1..];
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest.to_owned()));
+    }
+    Ok(pieces)
 }

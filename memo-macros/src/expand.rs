@@ -86,6 +86,7 @@ fn registration(m: &Model<'_>) -> TokenStream {
         None => quote!(::std::option::Option::None),
     };
     let deps = &m.dependencies;
+    let tags = &m.tags;
     quote! {
         #[doc(hidden)]
         #[allow(non_snake_case)]
@@ -106,6 +107,7 @@ fn registration(m: &Model<'_>) -> TokenStream {
                     expire_jitter: #expire_jitter,
                     version: #version,
                     key_prefix: #prefix,
+                    tags: &[#(#tags),*],
                     dependencies: &[#(#deps),*],
                 });
             ::memo_alchemy::__private::inventory::submit! {
@@ -180,10 +182,11 @@ fn accessor(m: &Model<'_>) -> TokenStream {
     } else {
         quote!(::std::option::Option::None)
     };
+    let render = render_tags(m);
     let f = local("__memo_function");
     let open = quote! {
         let #f = #function();
-        #f.handle(#owner, || <#handle_ty>::open(#f, #strict_keys))
+        #f.handle(#owner, || <#handle_ty>::open(#f, #strict_keys, #render))
     };
     let name = &m.names.handle_fn;
     match m.home {
@@ -213,6 +216,43 @@ fn accessor(m: &Model<'_>) -> TokenStream {
                 }
             }
         }
+    }
+}
+
+/// `Some(fn)` rendering an entry's tags from its key, for `tags = [...]`: each template
+/// becomes a `format!` of the arguments it names (their `Display`), spanned on the tag so
+/// that an argument without `Display` is reported there.
+fn render_tags(m: &Model<'_>) -> TokenStream {
+    if m.tags.is_empty() {
+        return quote!(::std::option::Option::None);
+    }
+    let key = local("__memo_key");
+    let rendered = m.tags.iter().map(|tag| {
+        let Ok(pieces) = crate::attr::template(&tag.value()) else {
+            return quote!(::std::string::String::new());
+        };
+        let mut format = String::new();
+        let mut args = Vec::new();
+        for piece in pieces {
+            match piece {
+                crate::attr::Piece::Text(text) => format.push_str(&text),
+                crate::attr::Piece::Hole(name) => {
+                    let Some(index) = m.parts.iter().position(|p| p.name == name) else { continue };
+                    let index = syn::Index::from(index);
+                    format.push_str("{}");
+                    args.push(quote_spanned!(tag.span()=> &#key.#index));
+                }
+            }
+        }
+        let format = syn::LitStr::new(&format, tag.span());
+        quote_spanned!(tag.span()=> ::std::format!(#format, #(#args),*))
+    });
+    let key_ty = &m.key_ty;
+    quote! {
+        ::std::option::Option::Some(
+            (|#key: &#key_ty| -> ::std::vec::Vec<::std::string::String> { ::std::vec![#(#rendered),*] })
+                as ::memo_alchemy::__private::RenderTags<#key_ty>
+        )
     }
 }
 

@@ -106,6 +106,8 @@ pub(crate) struct Model<'a> {
     pub(crate) expire_jitter: Option<u8>,
     pub(crate) version: u32,
     pub(crate) key_prefix: Option<LitStr>,
+    /// Tag templates as written.
+    pub(crate) tags: Vec<LitStr>,
     /// The `CachedFunction` accessors of the declared dependencies.
     pub(crate) dependencies: Vec<TokenStream>,
     /// The backend's kind, a type path.
@@ -174,6 +176,7 @@ impl<'a> Model<'a> {
             expire_jitter: attr.expire_jitter.value.map(|(percent, _)| percent),
             version: attr.version.value.unwrap_or(0),
             key_prefix: attr.cache_key_prefix.value.clone(),
+            tags: attr.tags.value.clone().unwrap_or_default(),
             dependencies: attr.dependency.value.iter().flatten().map(dependency_fn).collect(),
             kind,
             key_ty,

@@ -21,6 +21,33 @@ pub(crate) fn check(cx: &mut Ctxt, attr: &Attr, func: &Func) {
             ));
         }
     }
+    for tag in attr.tags.value.iter().flatten() {
+        match crate::attr::template(&tag.value()) {
+            Ok(pieces) => {
+                for piece in pieces {
+                    if let crate::attr::Piece::Hole(name) = piece {
+                        if !func.args.iter().any(|a| syn::ext::IdentExt::unraw(&a.name) == name) {
+                            let names: Vec<String> = func
+                                .args
+                                .iter()
+                                .map(|a| syn::ext::IdentExt::unraw(&a.name).to_string())
+                                .collect();
+                            let known = if names.is_empty() {
+                                "this function has no arguments".to_owned()
+                            } else {
+                                format!("the arguments are {}", names.join(", "))
+                            };
+                            cx.error(
+                                tag,
+                                format!("`{{{name}}}` names no argument of this function: {known}"),
+                            );
+                        }
+                    }
+                }
+            }
+            Err(message) => cx.error(tag, message),
+        }
+    }
     if attr.strict.value == Some(true) {
         for arg in &func.args {
             if arg.name == "clear" {

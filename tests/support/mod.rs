@@ -185,3 +185,18 @@ pub fn child_command(test: &str, extra_env: &[(&str, String)]) -> Command {
 pub fn is_child() -> bool {
     std::env::var_os("MEMO_TEST_CHILD").is_some()
 }
+
+/// Calls `f` until it is served from the cache, which a distributed_memory function
+/// does only once its invalidation subscription is up; returns the cached value.
+pub fn warm<T>(f: impl Fn() -> T, hits: impl Fn() -> u64) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = hits();
+        let value = f();
+        if hits() > before {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "never served from the cache");
+        sleep(Duration::from_millis(5));
+    }
+}

@@ -30,6 +30,8 @@ pub(crate) trait Listener: Send + Sync {
     fn invalidate_all(&self);
     /// Removes the local entries that have every `name=hex` segment.
     fn invalidate_matching(&self, segments: &[&str]);
+    /// Removes the local entries that carry any of `tags`.
+    fn invalidate_tagged(&self, tags: &[String]);
 }
 
 /// The process's bus.
@@ -117,17 +119,13 @@ impl Bus {
         self.epoch() == 0 && self.tried.load(SeqCst)
     }
 
-    /// Tells every process to drop `ns`'s entries (all, or those with `segments`).
-    pub(crate) fn message(&self, ns: &str, segments: Option<&[String]>) -> String {
-        let mut fields = vec![self.origin.as_str(), ns];
-        let kind = match segments {
-            None => 'F',
-            Some(segments) => {
-                fields.extend(segments.iter().map(String::as_str));
-                'P'
-            }
-        };
-        frame(kind, &fields)
+    /// Tells every process to drop entries: `F` all of `ns`'s, `P` those of `ns` with
+    /// every segment in `fields`, `T` those of any namespace carrying one of the tags
+    /// in `fields` (`ns` is empty).
+    pub(crate) fn message(&self, kind: char, ns: &str, fields: &[String]) -> String {
+        let mut all = vec![self.origin.as_str(), ns];
+        all.extend(fields.iter().map(String::as_str));
+        frame(kind, &all)
     }
 
     pub(crate) fn channel(&self) -> &str {
@@ -206,6 +204,11 @@ impl Bus {
             return; // Our own clear, already applied locally.
         }
         let listeners = self.listeners.read();
+        if kind == 'T' {
+            let tags: Vec<String> = segments.iter().map(|t| (*t).to_owned()).collect();
+            listeners.values().flatten().for_each(|listener| listener.invalidate_tagged(&tags));
+            return;
+        }
         for listener in listeners.get(*ns).into_iter().flatten() {
             match kind {
                 'F' => listener.invalidate_all(),

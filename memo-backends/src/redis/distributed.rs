@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 
 use memo_core::{
-    Backend, BackendKind, CachedFunction, Config, Error, Fill, KeyRef, Lookup, Policy, Selector, StoreFor,
-    StoreStats, StrictKeys,
+    Backend, BackendKind, BoxFuture, CachedFunction, Config, Error, Fill, KeyRef, Lookup, Policy, RenderTags,
+    Selector, StoreFor, StoreStats, StrictKeys,
 };
 use serde::Serialize;
 
@@ -32,6 +32,7 @@ pub struct DistributedMemory<K, V> {
 struct Local<K, V> {
     memory: Memory<K, V>,
     function: &'static CachedFunction,
+    tags: Option<RenderTags<K>>,
     /// Advanced by every invalidation, local or remote, before it removes anything.
     generation: AtomicU64,
     /// The bus epoch the stored values were filled under.
@@ -58,6 +59,11 @@ where
     fn invalidate_resolved(&self, resolved: &[(usize, &[u8])]) -> usize {
         self.generation.fetch_add(1, SeqCst);
         self.memory.clear_by(resolved).unwrap_or(0)
+    }
+
+    fn invalidate_where(&self, doomed: &(dyn Fn(&K) -> bool + Sync)) -> usize {
+        self.generation.fetch_add(1, SeqCst);
+        self.memory.clear_tagged(doomed).unwrap_or(0)
     }
 }
 
@@ -90,6 +96,12 @@ where
             }
         }
     }
+
+    fn invalidate_tagged(&self, tags: &[String]) {
+        if let (true, Some(render)) = (self.function.may_carry(tags), self.tags) {
+            self.invalidate_where(&|key: &K| render(key).iter().any(|t| tags.contains(t)));
+        }
+    }
 }
 
 impl<K, V> DistributedMemory<K, V> {
@@ -113,10 +125,16 @@ where
         function: &'static CachedFunction,
         policy: Policy,
         strict: Option<StrictKeys<K>>,
+        tags: Option<RenderTags<K>>,
     ) -> Result<Self, Error> {
-        let memory = Memory::open(function, policy, strict)?;
-        let local =
-            Arc::new(Local { memory, function, generation: AtomicU64::new(0), epoch: AtomicU64::new(0) });
+        let memory = Memory::open(function, policy, strict, None)?;
+        let local = Arc::new(Local {
+            memory,
+            function,
+            tags,
+            generation: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
+        });
         let ns = Namespace::of(function, Config::global());
         let bus = Bus::global();
         bus.listen(ns.base(), Arc::clone(&local) as Arc<dyn Listener>);
@@ -174,6 +192,12 @@ where
         self.local.memory.stats()
     }
 
+    /// This process's entries; the kind tells the other processes, once for all
+    /// functions.
+    fn clear_tagged(&self, tagged: &(dyn Fn(&K) -> bool + Sync)) -> Result<usize, Error> {
+        Ok(self.local.invalidate_where(tagged))
+    }
+
     async fn clear_async(&self) -> Result<usize, Error> {
         let removed = self.local.invalidate();
         invalidate_async(&self.ns, Target::Bus, What::All).await.map_err(|m| self.fail(m))?;
@@ -207,6 +231,24 @@ impl BackendKind for DistributedMemoryBackend {
         invalidate(&ns, Target::Bus, What::of(function, selector))
             .map_err(|m| Redis::global().error(self.name(), function.path(), m))?;
         Ok(0)
+    }
+
+    /// Tells every other process to drop its entries carrying the tags.
+    fn invalidate_tags(&self, tags: &[String]) -> Result<usize, Error> {
+        let ns = Namespace::tags(Config::global());
+        invalidate(&ns, Target::Bus, What::Tags(tags.to_vec()))
+            .map_err(|m| Redis::global().error(self.name(), "invalidate_tags", m))?;
+        Ok(0)
+    }
+
+    fn invalidate_tags_async(&self, tags: Vec<String>) -> BoxFuture<'static, Result<usize, Error>> {
+        Box::pin(async move {
+            let ns = Namespace::tags(Config::global());
+            invalidate_async(&ns, Target::Bus, What::Tags(tags))
+                .await
+                .map_err(|m| Redis::global().error("distributed_memory", "invalidate_tags", m))?;
+            Ok(0)
+        })
     }
 }
 

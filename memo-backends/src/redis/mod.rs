@@ -24,8 +24,8 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use memo_core::{
-    Backend, BackendKind, BoxFuture, CachedFunction, Config, Error, Fill, KeyRef, Lookup, Policy, Selector,
-    StoreFor, StoreStats, StrictKeys,
+    Backend, BackendKind, BoxFuture, CachedFunction, Config, Error, Fill, KeyRef, Lookup, Policy, RenderTags,
+    Selector, StoreFor, StoreStats, StrictKeys,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -35,6 +35,7 @@ pub use codec::{Codec, JsonCodec, PickleCodec};
 use conn::{block, Redis};
 pub use distributed::{DistributedMemory, DistributedMemoryBackend, Ticket};
 use namespace::{glob_escape, segment, selected, Namespace};
+pub use ops::Ticket as RedisTicket;
 pub use pending::pending as pending_clears;
 use pending::{invalidate, invalidate_async, Target, What};
 
@@ -51,6 +52,7 @@ pub struct RedisStore<K, V, C> {
     ns: Namespace,
     policy: Policy,
     strict: Option<StrictKeys<K>>,
+    tags: Option<RenderTags<K>>,
     redis: &'static Redis,
     evictions: AtomicU64,
     decode_errors: AtomicU64,
@@ -95,12 +97,12 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
 
     /// A value read from Redis; one that does not decode, or carries no epoch tag, is
     /// a miss, counted.
-    fn found(&self, found: ops::Found, generation: String) -> Lookup<V, String>
+    fn found(&self, found: ops::Found, ticket: RedisTicket) -> Lookup<V, RedisTicket>
     where
         V: DeserializeOwned,
     {
         let reason = match found {
-            ops::Found::Nothing => return Lookup::Miss(generation),
+            ops::Found::Nothing => return Lookup::Miss(ticket),
             ops::Found::Value(bytes) => match C::decode::<V>(&bytes) {
                 Ok(v) => return Lookup::Hit(v),
                 Err(reason) => reason,
@@ -113,10 +115,15 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
             reason,
             "memo-alchemy: undecodable value; recomputing"
         );
-        Lookup::Miss(generation)
+        Lookup::Miss(ticket)
     }
 
-    fn write_args<'a>(&self, entry: &'a str, value: &'a [u8], generation: &'a str) -> ops::Write<'a> {
+    /// The tags of the entry of `key`.
+    fn tags_of(&self, key: &K) -> Vec<String> {
+        self.tags.map_or_else(Vec::new, |render| render(key))
+    }
+
+    fn write_args<'a>(&self, entry: &'a str, value: &'a [u8], ticket: &'a RedisTicket) -> ops::Write<'a> {
         ops::Write {
             entry,
             value,
@@ -125,7 +132,7 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
             // within `expire_jitter`.
             ttl_ms: self.policy.lifetime_ms(namespace::fnv1a(entry.as_bytes())).unwrap_or(0),
             limit: self.policy.limit.max().map_or(0, |l| u64::try_from(l).unwrap_or(u64::MAX)),
-            generation,
+            ticket,
         }
     }
 
@@ -146,8 +153,8 @@ where
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     C: Codec,
 {
-    /// The clear generation seen by the lookup.
-    type Ticket = String;
+    /// The clear generation and tag versions seen by the lookup.
+    type Ticket = RedisTicket;
     /// A second round trip per miss to save a rare duplicate computation: not worth it.
     const RECHECK_ON_LEAD: bool = false;
     const GET_AT_ONCE: bool = false;
@@ -156,6 +163,7 @@ where
         function: &'static CachedFunction,
         policy: Policy,
         strict: Option<StrictKeys<K>>,
+        tags: Option<RenderTags<K>>,
     ) -> Result<Self, Error> {
         drain::start();
         Ok(RedisStore {
@@ -163,6 +171,7 @@ where
             ns: Namespace::of(function, Config::global()),
             policy,
             strict,
+            tags,
             redis: Redis::global(),
             evictions: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
@@ -170,15 +179,16 @@ where
         })
     }
 
-    fn get<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Result<Lookup<V, String>, Error> {
+    fn get<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Result<Lookup<V, RedisTicket>, Error> {
         self.admit()?;
-        let entry = self.entry(&key.to_owned_key())?;
-        let (value, generation) =
-            self.redis.run(|io| block(ops::lookup(io, &self.ns, &entry))).map_err(|m| self.fail(m))?;
-        Ok(self.found(value, generation))
+        let key = key.to_owned_key();
+        let (entry, tags) = (self.entry(&key)?, self.tags_of(&key));
+        let (value, ticket) =
+            self.redis.run(|io| block(ops::lookup(io, &self.ns, &entry, tags))).map_err(|m| self.fail(m))?;
+        Ok(self.found(value, ticket))
     }
 
-    fn put(&self, key: K, value: V, fill: Fill<'_, String>) -> Result<(), Error> {
+    fn put(&self, key: K, value: V, fill: Fill<'_, RedisTicket>) -> Result<(), Error> {
         if !fill.is_current() {
             return Ok(());
         }
@@ -213,40 +223,45 @@ where
     async fn get_async<'a, Q: KeyRef<K> + Sync + ?Sized>(
         &'a self,
         key: &'a Q,
-    ) -> Result<Lookup<V, String>, Error> {
+    ) -> Result<Lookup<V, RedisTicket>, Error> {
         self.admit()?;
-        let entry = self.entry(&key.to_owned_key())?;
+        let key = key.to_owned_key();
+        let (entry, tags) = (self.entry(&key)?, self.tags_of(&key));
         let ns = self.ns.clone();
-        let (value, generation) = self
+        let (value, ticket) = self
             .redis
-            .run_async(move |mut io| async move { ops::lookup(&mut io, &ns, &entry).await })
+            .run_async(move |mut io| async move { ops::lookup(&mut io, &ns, &entry, tags).await })
             .await
             .map_err(|m| self.fail(m))?;
-        Ok(self.found(value, generation))
+        Ok(self.found(value, ticket))
     }
 
-    async fn put_async<'a>(&'a self, key: K, value: V, fill: Fill<'a, String>) -> Result<(), Error> {
+    async fn put_async<'a>(&'a self, key: K, value: V, fill: Fill<'a, RedisTicket>) -> Result<(), Error> {
         if !fill.is_current() {
             return Ok(());
         }
         let entry = self.entry(&key)?;
         let bytes = C::encode(&value).map_err(|m| self.fail(format!("cannot encode the value: {m}")))?;
-        let (ns, generation) = (self.ns.clone(), fill.ticket.clone());
+        let (ns, ticket) = (self.ns.clone(), fill.ticket);
         let (ttl_ms, limit) = {
-            let w = self.write_args(&entry, &bytes, &generation);
+            let w = self.write_args(&entry, &bytes, &ticket);
             (w.ttl_ms, w.limit)
         };
         let evicted = self
             .redis
             .run_async(move |mut io| async move {
-                let write =
-                    ops::Write { entry: &entry, value: &bytes, ttl_ms, limit, generation: &generation };
+                let write = ops::Write { entry: &entry, value: &bytes, ttl_ms, limit, ticket: &ticket };
                 ops::write(&mut io, &ns, &write).await
             })
             .await
             .map_err(|m| self.fail(m))?;
         self.stored(evicted);
         Ok(())
+    }
+
+    /// Redis's tagged entries are removed by the kind, once for every function.
+    fn clear_tagged(&self, _: &(dyn Fn(&K) -> bool + Sync)) -> Result<usize, Error> {
+        Ok(0)
     }
 
     async fn clear_async(&self) -> Result<usize, Error> {
@@ -285,6 +300,18 @@ macro_rules! redis_kind {
             }
             fn sweep_async(&self) -> BoxFuture<'static, Result<usize, Error>> {
                 sweep_async()
+            }
+            fn invalidate_tags(&self, tags: &[String]) -> Result<usize, Error> {
+                invalidate(&Namespace::tags(Config::global()), Target::Store, What::Tags(tags.to_vec()))
+                    .map_err(|m| Redis::global().error(self.name(), "invalidate_tags", m))
+            }
+            fn invalidate_tags_async(&self, tags: Vec<String>) -> BoxFuture<'static, Result<usize, Error>> {
+                let name = self.name();
+                Box::pin(async move {
+                    invalidate_async(&Namespace::tags(Config::global()), Target::Store, What::Tags(tags))
+                        .await
+                        .map_err(|m| Redis::global().error(name, "invalidate_tags", m))
+                })
             }
         }
 

@@ -9,7 +9,15 @@
 //!   …:e                                                                            the entry epoch
 //!   …:i:draining:{unique}                                                          a cleared index, draining
 //! {config prefix}:__memo:drains                                                    the draining indexes (SET)
+//! {config prefix}:__memo:tag:{tag}                                                 the entries carrying a tag (SET)
+//! {config prefix}:__memo:tagv:{tag}                                                a tag's version
 //! ```
+//!
+//! Tags: the write script adds the entry to each of its tags' sets, if no tag's version
+//! moved since the lookup read it (the lookup's `MGET` reads them beside the value). An
+//! invalidation moves each tag's version on (no fill that began before can store), then
+//! removes the entries in its set and the set. A tag set lives as long as its longest
+//! lived entry, and each write drops up to two members whose entry is gone.
 //!
 //! An entry's value is `e{epoch}|` then the encoded value: only values of the current
 //! epoch are read. A full clear moves the epoch on (every entry is unreadable at once),
@@ -32,6 +40,11 @@ pub(crate) struct Namespace {
     /// ago.
     ttl_ms: u64,
     drains: String,
+    /// `{config prefix}:__memo`, under which the tags live.
+    root: String,
+    /// The function's tag templates: a pending tag invalidation that one of them can
+    /// match blocks the function's reads.
+    templates: &'static [&'static str],
 }
 
 impl Namespace {
@@ -52,7 +65,35 @@ impl Namespace {
             ),
             ttl_ms: function.policy(config).max_lifetime_ms().unwrap_or(0),
             drains: drains(config),
+            root: root(config),
+            templates: function.tags(),
         }
+    }
+
+    /// The pseudo-namespace of tag invalidations, which the retry queue keeps.
+    pub(crate) fn tags(config: &Config) -> Namespace {
+        Namespace {
+            base: format!("{}:tags", root(config)),
+            ttl_ms: 0,
+            drains: drains(config),
+            root: root(config),
+            templates: &[],
+        }
+    }
+
+    /// Whether one of the function's tag templates can render one of `tags`.
+    pub(crate) fn may_carry(&self, tags: &[String]) -> bool {
+        memo_core::may_carry(self.templates, tags)
+    }
+
+    /// The set of the entries carrying `tag`.
+    pub(crate) fn tag_set(&self, tag: &str) -> String {
+        format!("{}:tag:{tag}", self.root)
+    }
+
+    /// The version of `tag`, moved on by each invalidation.
+    pub(crate) fn tag_version(&self, tag: &str) -> String {
+        format!("{}:tagv:{tag}", self.root)
     }
 
     pub(crate) fn ttl_ms(&self) -> u64 {
@@ -91,9 +132,14 @@ impl Namespace {
     }
 }
 
+/// Where the library's own keys live under the configured prefix.
+fn root(config: &Config) -> String {
+    format!("{}:__memo", config.key_prefix())
+}
+
 /// The set of draining indexes under the configured prefix.
 pub(crate) fn drains(config: &Config) -> String {
-    format!("{}:__memo:drains", config.key_prefix())
+    format!("{}:drains", root(config))
 }
 
 /// The epoch key of the namespace a draining index belongs to.

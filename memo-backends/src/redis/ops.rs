@@ -4,7 +4,7 @@ use redis::{cmd, RedisResult};
 
 use super::conn::Io;
 use super::namespace::{has_segments, untag, Namespace};
-use super::script::{CLEAR, DRAIN, WRITE};
+use super::script::{CLEAR, DRAIN, TAGS, WRITE};
 
 /// Keys removed per round trip by clears: small enough that Redis never stalls.
 const BATCH: usize = 1000;
@@ -17,19 +17,42 @@ pub(crate) enum Found {
     Nothing,
 }
 
-/// The value of `entry` in the current epoch, and the namespace's clear generation:
-/// one `MGET`.
-pub(crate) async fn lookup(io: &mut impl Io, ns: &Namespace, entry: &str) -> RedisResult<(Found, String)> {
-    let (value, generation, epoch): (Option<Vec<u8>>, Option<String>, Option<String>) =
-        io.query(cmd("MGET").arg(entry).arg(ns.generation()).arg(ns.epoch())).await?;
-    let epoch = epoch.unwrap_or_else(|| "0".to_owned());
-    let found = match value.as_deref().map(|v| untag(v, &epoch)) {
+/// What a miss hands to the write: the clear generation and the versions of the entry's
+/// tags that the lookup saw.
+#[derive(Debug, Clone, Default)]
+pub struct Ticket {
+    generation: String,
+    /// `(tag, version)` for each tag of the entry.
+    tags: Vec<(String, String)>,
+}
+
+/// The value of `entry` in the current epoch, the namespace's clear generation and the
+/// versions of `tags`: one `MGET`.
+pub(crate) async fn lookup(
+    io: &mut impl Io,
+    ns: &Namespace,
+    entry: &str,
+    tags: Vec<String>,
+) -> RedisResult<(Found, Ticket)> {
+    let mut mget = cmd("MGET");
+    mget.arg(entry).arg(ns.generation()).arg(ns.epoch());
+    for tag in &tags {
+        mget.arg(ns.tag_version(tag));
+    }
+    let values: Vec<Option<Vec<u8>>> = io.query(&mget).await?;
+    let text = |v: &Option<Vec<u8>>| {
+        v.as_deref().map_or_else(|| "0".to_owned(), |b| String::from_utf8_lossy(b).into_owned())
+    };
+    let epoch = values.get(2).map_or_else(|| "0".to_owned(), text);
+    let found = match values.first().and_then(Option::as_deref).map(|v| untag(v, &epoch)) {
         Some(Ok(Some(payload))) => Found::Value(payload.to_vec()),
         Some(Err(())) => Found::Foreign,
         // From an epoch a full clear ended: as good as removed.
         Some(Ok(None)) | None => Found::Nothing,
     };
-    Ok((found, generation.unwrap_or_else(|| "0".to_owned())))
+    let generation = values.get(1).map_or_else(|| "0".to_owned(), text);
+    let versions = values.iter().skip(3).map(text);
+    Ok((found, Ticket { generation, tags: tags.into_iter().zip(versions).collect() }))
 }
 
 /// What one write asks of the script.
@@ -38,17 +61,47 @@ pub(crate) struct Write<'a> {
     pub(crate) value: &'a [u8],
     pub(crate) ttl_ms: u64,
     pub(crate) limit: u64,
-    pub(crate) generation: &'a str,
+    pub(crate) ticket: &'a Ticket,
 }
 
-/// Stores a value unless a clear happened since `generation`: returns the entries
-/// evicted, or `None` when the write was refused.
+/// Stores a value unless a clear or an invalidation of one of its tags happened since
+/// the lookup: returns the entries evicted, or `None` when the write was refused.
 pub(crate) async fn write(io: &mut impl Io, ns: &Namespace, w: &Write<'_>) -> RedisResult<Option<u64>> {
     let mut invocation = WRITE.prepare_invoke();
     invocation.key(w.entry).key(ns.index()).key(ns.generation()).key(ns.epoch());
-    invocation.arg(w.value).arg(w.ttl_ms).arg(w.limit).arg(w.generation).arg(ns.ttl_ms());
+    for (tag, _) in &w.ticket.tags {
+        invocation.key(ns.tag_set(tag));
+    }
+    for (tag, _) in &w.ticket.tags {
+        invocation.key(ns.tag_version(tag));
+    }
+    invocation.arg(w.value).arg(w.ttl_ms).arg(w.limit).arg(&w.ticket.generation).arg(ns.ttl_ms());
+    invocation.arg(w.ticket.tags.len());
+    for (_, version) in &w.ticket.tags {
+        invocation.arg(version);
+    }
     let evicted: i64 = io.invoke(&invocation).await?;
     Ok(u64::try_from(evicted).ok())
+}
+
+/// How long a tag's version outlives its last invalidation: longer than any
+/// computation runs between its lookup and its write.
+const TAG_VERSION_MS: u64 = 86_400_000;
+
+/// Invalidates `tags` in one round trip, whatever the number of entries under other
+/// tags: moves each tag's version on, removes its entries and its set; returns the live
+/// entries removed.
+pub(crate) async fn invalidate_tags(io: &mut impl Io, ns: &Namespace, tags: &[String]) -> RedisResult<usize> {
+    let mut invocation = TAGS.prepare_invoke();
+    for tag in tags {
+        invocation.key(ns.tag_set(tag));
+    }
+    for tag in tags {
+        invocation.key(ns.tag_version(tag));
+    }
+    invocation.arg(tags.len()).arg(TAG_VERSION_MS);
+    let removed: u64 = io.invoke(&invocation).await?;
+    Ok(usize::try_from(removed).unwrap_or(usize::MAX))
 }
 
 /// Clears the namespace in one round trip, whatever its size; returns the live entries

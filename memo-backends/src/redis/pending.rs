@@ -41,11 +41,13 @@ pub(crate) enum Target {
     Bus,
 }
 
-/// What a clear removes: everything, or the entries with every `name=hex` segment.
+/// What a clear removes: everything, the entries with every `name=hex` segment, or
+/// (in the tags pseudo-namespace) the entries of any function carrying any of the tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum What {
     All,
     Matching(Vec<String>),
+    Tags(Vec<String>),
 }
 
 impl What {
@@ -109,10 +111,15 @@ pub(crate) fn defer(ns: &Namespace, target: Target, what: What) {
     QUEUE.wake.notify_one();
 }
 
-/// Whether a clear of `ns` is pending: its values must not be served.
+/// Whether a clear of `ns`, or an invalidation of a tag its function may carry, is
+/// pending: its values must not be served.
 #[inline]
 pub(crate) fn blocks(ns: &Namespace) -> bool {
-    QUEUE.len.load(SeqCst) != 0 && QUEUE.ops.lock().iter().any(|op| op.ns.base() == ns.base())
+    QUEUE.len.load(SeqCst) != 0
+        && QUEUE.ops.lock().iter().any(|op| match &op.what {
+            What::Tags(tags) => ns.may_carry(tags),
+            _ => op.ns.base() == ns.base(),
+        })
 }
 
 /// A clear of everything in `ns`, sent when the next sequence number was `since`, went
@@ -229,13 +236,14 @@ async fn apply(io: &mut impl Io, ns: &Namespace, target: Target, what: &What) ->
     match (target, what) {
         (Target::Store, What::All) => ops::clear(io, ns).await,
         (Target::Store, What::Matching(wanted)) => ops::clear_matching(io, ns, wanted).await,
+        (Target::Store, What::Tags(tags)) => ops::invalidate_tags(io, ns, tags).await,
         (Target::Bus, what) => {
             let bus = Bus::global();
-            let segments = match what {
-                What::All => None,
-                What::Matching(segments) => Some(&segments[..]),
+            let message = match what {
+                What::All => bus.message('F', ns.base(), &[]),
+                What::Matching(segments) => bus.message('P', ns.base(), segments),
+                What::Tags(tags) => bus.message('T', "", tags),
             };
-            let message = bus.message(ns.base(), segments);
             ops::publish(io, bus.channel(), &message).await.map(|()| 0)
         }
     }

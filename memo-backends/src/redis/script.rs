@@ -7,16 +7,25 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// KEYS: entry, index, generation, epoch. ARGV: value, this entry's ttl in ms (0:
-/// none), limit (0: none), the generation the computation started in, the function's
-/// longest ttl (index members older than it are pruned). Returns the entries evicted,
-/// or -1 when a clear has happened since (nothing is stored).
+/// KEYS: entry, index, generation, epoch, then the sets of the entry's n tags, then
+/// their versions. ARGV: value, this entry's ttl in ms (0: none), limit (0: none), the
+/// generation the computation started in, the function's longest ttl (index members
+/// older than it are pruned), n, then the versions the lookup saw. Returns the entries
+/// evicted, or -1 when a clear or a tag invalidation has happened since (nothing is
+/// stored). The entry joins its tags' sets, which live as long as their longest-lived
+/// entry; up to two members of each whose entry is gone are dropped.
 pub(crate) static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local current = redis.call('GET', KEYS[3]) or '0'
 if current ~= ARGV[4] then
   return -1
+end
+local n = tonumber(ARGV[6])
+for i = 1, n do
+  if (redis.call('GET', KEYS[4 + n + i]) or '0') ~= ARGV[6 + i] then
+    return -1
+  end
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -29,6 +38,21 @@ else
   redis.call('SET', KEYS[1], value)
 end
 redis.call('ZADD', KEYS[2], now, KEYS[1])
+for i = 1, n do
+  local set = KEYS[4 + i]
+  local before = redis.call('PTTL', set)
+  redis.call('SADD', set, KEYS[1])
+  if ttl == 0 then
+    redis.call('PERSIST', set)
+  elseif before == -2 or (before >= 0 and before < ttl) then
+    redis.call('PEXPIRE', set, ttl)
+  end
+  for _, member in ipairs(redis.call('SRANDMEMBER', set, 2)) do
+    if redis.call('EXISTS', member) == 0 then
+      redis.call('SREM', set, member)
+    end
+  end
+end
 local limit = tonumber(ARGV[3])
 local evicted = 0
 if limit > 0 then
@@ -102,6 +126,45 @@ if redis.call('ZCARD', KEYS[1]) == 0 then
   redis.call('UNLINK', KEYS[1])
   redis.call('SREM', KEYS[3], KEYS[1])
   return -1
+end
+return removed
+",
+    )
+});
+
+/// KEYS: the sets of n tags, then their versions. ARGV: n, how long a version lives in
+/// ms. Moves each version on (to the later of itself + 1 and Redis's time in ms, so that
+/// it never goes back), then removes the entries in each set, their index members and
+/// the set. Returns the live entries removed: those whose value carries their
+/// namespace's current epoch. An entry key's namespace is what precedes its last `:k:`
+/// (argument segments never hold `:k:`).
+pub(crate) static TAGS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local removed = 0
+for i = 1, n do
+  local version = tonumber(redis.call('GET', KEYS[n + i]) or '0') or 0
+  redis.call('SET', KEYS[n + i], string.format('%d', math.max(version + 1, now)), 'PX', ARGV[2])
+  for _, key in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+    local base = string.match(key, '^(.*):k:')
+    local value = redis.call('GET', key)
+    if value then
+      if base then
+        local current = 'e' .. (redis.call('GET', base .. ':e') or '0') .. '|'
+        if string.sub(value, 1, #current) == current then
+          removed = removed + 1
+        end
+      end
+      redis.call('UNLINK', key)
+    end
+    if base then
+      redis.call('ZREM', base .. ':i', key)
+    end
+  end
+  redis.call('UNLINK', KEYS[i])
 end
 return removed
 ",
