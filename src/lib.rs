@@ -26,10 +26,10 @@
 pub mod __private;
 
 pub use memo_core::{
-    flush_all, flush_all_async, invalidate_tags, invalidate_tags_async, registry, template_matches, Backend,
-    BackendKind, CacheControl, CacheStats, CachedFunction, Config, ConfigBuilder, Error, Expire, Fill,
-    FunctionCache, FunctionCacheDependency, KeyRef, Limit, Lookup, Policy, RedisUrl, RenderTags, Selector,
-    StoreFor, StoreStats, StrictKeys,
+    flush_all, flush_all_async, invalidate_tags, invalidate_tags_async, registry, template_matches,
+    AsyncEntry, Backend, BackendKind, CacheControl, CacheStats, CachedFunction, Config, ConfigBuilder, Entry,
+    Error, Expire, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Limit, Lookup, Policy, RedisUrl,
+    RenderTags, Selector, StoreFor, StoreStats, StrictKeys,
 };
 #[doc = include_str!("cache_attribute.md")]
 #[doc(inline)]

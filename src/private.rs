@@ -7,8 +7,8 @@ pub use inventory;
 pub use memo_backends::*;
 pub use memo_core::plumbing::{Decl, Fallible, Mode, Plain, Registration};
 pub use memo_core::{
-    CacheStats, CachedFunction, Error, Expire, FunctionCache, Limit, Lookup, RenderTags, Selector, StoreFor,
-    StrictKeys,
+    AsyncEntry, CacheStats, CachedFunction, Entry, Error, Expire, FunctionCache, KeyRef, Limit, Lookup,
+    RenderTags, Selector, StoreFor, StrictKeys,
 };
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;

@@ -1,9 +1,10 @@
 //! A backend from outside the crate: a kind (a unit struct implementing `BackendKind`
 //! and `StoreFor`) named by path in `#[cache(backend = ...)]`, treated exactly like a
-//! built-in one: its name, its store, its cold clears and its sweep.
+//! built-in one: its name, its store, its cold clears and its sweep. Its store can also
+//! stop a `cache_entry(..).set(v)` halfway, to put a clear in the middle.
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::Mutex;
+use std::sync::{Arc, Barrier, Mutex};
 
 use memo_alchemy::backends::Memory;
 use memo_alchemy::{
@@ -14,6 +15,9 @@ use memo_alchemy::{
 static GETS: AtomicUsize = AtomicUsize::new(0);
 static COLD_CLEARS: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
 static SWEEPS: AtomicUsize = AtomicUsize::new(0);
+/// When set, `reserve` (the start of a set) waits at it twice: once begun, then until
+/// released.
+static GATE: Mutex<Option<Arc<Barrier>>> = Mutex::new(None);
 
 /// Values in memory, with every lookup counted.
 pub struct Counting;
@@ -64,6 +68,14 @@ where
         GETS.fetch_add(1, SeqCst);
         self.0.get(key)
     }
+    fn reserve(&self, key: &K) -> Result<(), Error> {
+        let gate = GATE.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.wait();
+            gate.wait();
+        }
+        self.0.reserve(key)
+    }
     fn put(&self, key: K, value: V, fill: Fill<'_, ()>) -> Result<(), Error> {
         self.0.put(key, value, fill)
     }
@@ -109,4 +121,25 @@ fn a_custom_backend_is_used_like_a_built_in_one() {
     // flush_all sweeps each kind once.
     memo_alchemy::flush_all().unwrap();
     assert_eq!(SWEEPS.load(SeqCst), 1);
+}
+
+#[cache(backend = Counting)]
+fn gated(n: u32) -> u32 {
+    n
+}
+
+#[test]
+fn a_set_racing_a_clear_leaves_nothing() {
+    gated::cache_entry(1).get().unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    *GATE.lock().unwrap() = Some(Arc::clone(&barrier));
+    let setter = std::thread::spawn(|| gated::cache_entry(1).set(99).unwrap());
+    barrier.wait(); // the set has begun
+    gated::cache_clear().unwrap();
+    barrier.wait(); // the clear is done: let the set go on
+    setter.join().unwrap();
+    *GATE.lock().unwrap() = None;
+    assert_eq!(gated::cache_entry(1).get().unwrap(), None, "the set began before the clear: not stored");
+    gated::cache_entry(1).set(99).unwrap();
+    assert_eq!(gated::cache_entry(1).get().unwrap(), Some(99), "a set after the clear is");
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use memo_alchemy::{cache, distributed_memory_cache};
 use redis::Commands;
-use support::{is_child, run_child, server, warm};
+use support::{is_child, run_child, server, signal, wait_for, warm};
 
 static PRICE_RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -31,25 +31,6 @@ static DOUBLE_RUNS: AtomicUsize = AtomicUsize::new(0);
 #[cache(backend = "distributed_memory", dependency = [add])]
 fn add_and_double(a: i64, b: i64) -> (i64, usize) {
     (add(a, b) * 2, DOUBLE_RUNS.fetch_add(1, SeqCst) + 1)
-}
-
-fn signal(name: &str) {
-    let _: () = server().raw().set(name, 1).unwrap();
-}
-
-/// Waits until `name` is set, reconnecting across server restarts.
-fn wait_for(name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let set = redis::Client::open(server().url())
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-            .and_then(|mut c| c.exists::<_, bool>(name));
-        if set.unwrap_or(false) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {name}");
-        sleep(Duration::from_millis(2));
-    }
 }
 
 fn price_hits() -> u64 {

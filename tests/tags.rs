@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use memo_alchemy::{cache, invalidate_tags, invalidate_tags_async};
 use redis::Commands;
-use support::{is_child, run_child, server, warm};
+use support::{is_child, run_child, server, signal, wait_for, warm};
 
 static NAME_RUNS: AtomicUsize = AtomicUsize::new(0);
 static ORDERS_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -231,21 +231,13 @@ fn child_sees_a_tag_invalidation() {
     let old = warm(|| avatar(42), || avatar::cache_stats().hits);
     let kept = warm(|| avatar(7), || avatar::cache_stats().hits);
     orders(42, 1);
-    let _: () = server().raw().set("tags:ready", 1).unwrap();
+    signal("tags:ready");
     wait_for("tags:acted");
     assert_ne!(avatar(42), old, "user 42's avatar was recomputed after the other process's invalidation");
     assert_eq!(avatar(7), kept, "user 7's stayed");
     let misses = orders::cache_stats().misses;
     orders(42, 1);
     assert_eq!(orders::cache_stats().misses, misses + 1, "orders(42, 1) is gone from Redis");
-}
-
-fn wait_for(key: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !server().raw().exists::<_, bool>(key).unwrap() {
-        assert!(Instant::now() < deadline, "timed out waiting for {key}");
-        sleep(Duration::from_millis(2));
-    }
 }
 
 #[test]
@@ -262,7 +254,7 @@ fn a_tag_invalidation_reaches_another_process() {
     // This process never called avatar or orders for these ids: the bus and Redis's tag
     // index reach the other process's entries.
     assert!(invalidate_tags(["user:42"]).unwrap() >= 1, "orders(42, 1) from the other process");
-    let _: () = server().raw().set("tags:acted", 1).unwrap();
+    signal("tags:acted");
     assert!(child.wait().unwrap().success(), "the child saw the invalidation");
 }
 

@@ -123,6 +123,33 @@ impl<K, V> Lru<K, V> {
         evicted
     }
 
+    fn find(&self, hash: u64, eq: impl Fn(&K) -> bool) -> Option<u32> {
+        let slots = &self.slots;
+        self.table.find(hash, |&i| slots[i as usize].entry.as_ref().is_some_and(|(k, _)| eq(k))).copied()
+    }
+
+    /// Removes the entry for which `eq` holds; its expiry time, if there was one.
+    pub(crate) fn remove_key(&mut self, hash: u64, eq: impl Fn(&K) -> bool) -> Option<u64> {
+        let index = self.find(hash, eq)?;
+        let expires_at = self.slots[index as usize].expires_at;
+        self.remove(index);
+        Some(expires_at)
+    }
+
+    /// The expiry time of the entry for which `eq` holds, which `update` replaces.
+    pub(crate) fn expiry(
+        &mut self,
+        hash: u64,
+        eq: impl Fn(&K) -> bool,
+        update: impl FnOnce(u64) -> u64,
+    ) -> Option<u64> {
+        let index = self.find(hash, eq)?;
+        let slot = &mut self.slots[index as usize];
+        let old = slot.expires_at;
+        slot.expires_at = update(old);
+        Some(old)
+    }
+
     /// Removes every entry whose key satisfies `doomed`; returns how many.
     pub(crate) fn remove_where(&mut self, mut doomed: impl FnMut(&K) -> bool) -> usize {
         let targets: Vec<u32> = (0..self.slots.len())

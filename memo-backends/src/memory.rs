@@ -13,6 +13,7 @@
 //!   measures how closely.
 
 use std::hash::{BuildHasher, Hash};
+use std::time::Duration;
 
 use memo_core::{
     coarse_now_ms, now_ms, Backend, BackendKind, CachedFunction, Error, Fill, KeyRef, Lookup, Policy,
@@ -259,6 +260,40 @@ where
         Ok(())
     }
 
+    fn reserve(&self, _: &K) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn remove(&self, key: &K) -> Result<bool, Error> {
+        let now = self.now();
+        let expires_at = self.with_map(key, |map, hash| match map {
+            Map::Exact(lru) => lru.remove_key(hash, |k| k == key),
+            Map::Clock(clock) => clock.remove_key(hash, |k| k == key),
+        });
+        Ok(expires_at.is_some_and(|at| at > now))
+    }
+
+    fn ttl(&self, key: &K) -> Result<Option<Duration>, Error> {
+        let now = self.now();
+        let expires_at = self.with_map(key, |map, hash| match map {
+            Map::Exact(lru) => lru.expiry(hash, |k| k == key, |at| at),
+            Map::Clock(clock) => clock.expiry(hash, |k| k == key, |at| at),
+        });
+        Ok(expires_at.filter(|&at| at > now && at < NEVER_MS).map(|at| Duration::from_millis(at - now)))
+    }
+
+    fn touch(&self, key: &K) -> Result<bool, Error> {
+        let now = self.now();
+        let hash = self.hasher.hash_one(key);
+        let renewed = self.policy.lifetime_ms(hash).map_or(u64::MAX, |ms| now.saturating_add(ms));
+        let restart = |at: u64| if at > now { renewed } else { at };
+        let expires_at = self.with_map(key, |map, hash| match map {
+            Map::Exact(lru) => lru.expiry(hash, |k| k == key, restart),
+            Map::Clock(clock) => clock.expiry(hash, |k| k == key, restart),
+        });
+        Ok(expires_at.is_some_and(|at| at > now))
+    }
+
     fn clear(&self) -> Result<usize, Error> {
         let now = self.now();
         let removed = match &self.store {
@@ -305,10 +340,30 @@ where
     }
 }
 
+/// The map that holds one key, under its lock, for the operations on one entry.
+enum Map<'a, K, V> {
+    Exact(&'a mut Lru<K, V>),
+    Clock(&'a mut SecondChance<K, V>),
+}
+
+/// An expiry time at or past this is "never" in both maps.
+const NEVER_MS: u64 = u64::MAX >> 1;
+
 impl<K, V> Memory<K, V>
 where
     K: Hash + Eq,
 {
+    /// Runs `f` on the map that holds `key`, with `key`'s hash, under its lock.
+    fn with_map<R>(&self, key: &K, f: impl FnOnce(Map<'_, K, V>, u64) -> R) -> R {
+        let hash = self.hasher.hash_one(key);
+        match &self.store {
+            Store::Exact(lock) => f(Map::Exact(&mut lock.lock().map), hash),
+            Store::Clock(lock) => {
+                lock.write(shard_of(hash, lock.shards()), |c| f(Map::Clock(&mut c.map), hash))
+            }
+        }
+    }
+
     /// Removes the entry of `key` if it is (still) expired, counting it once.
     #[cold]
     fn remove_expired<Q: KeyRef<K> + ?Sized>(&self, hash: u64, key: &Q) {

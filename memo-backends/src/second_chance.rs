@@ -112,6 +112,28 @@ impl<K, V> SecondChance<K, V> {
         Found::Live(&entry.value)
     }
 
+    /// Removes the entry for which `eq` holds; its expiry time, if there was one.
+    pub(crate) fn remove_key(&mut self, hash: u64, eq: impl Fn(&K) -> bool) -> Option<u64> {
+        let entry = self.table.find_entry(hash, |e| eq(&e.key)).ok()?;
+        let expiry = entry.get().expiry.load(Relaxed) & NEVER;
+        entry.remove();
+        Some(expiry)
+    }
+
+    /// The expiry time of the entry for which `eq` holds, which `update` replaces.
+    pub(crate) fn expiry(
+        &mut self,
+        hash: u64,
+        eq: impl Fn(&K) -> bool,
+        update: impl FnOnce(u64) -> u64,
+    ) -> Option<u64> {
+        let entry = self.table.find(hash, |e| eq(&e.key))?;
+        let expiry = entry.expiry.load(Relaxed);
+        let old = expiry & NEVER;
+        entry.expiry.store((expiry & REFERENCED) | update(old).min(NEVER), Relaxed);
+        Some(old)
+    }
+
     /// Removes the entry for which `eq` holds if it expired by `now`; whether it did.
     pub(crate) fn remove_expired(&mut self, hash: u64, now: u64, eq: impl Fn(&K) -> bool) -> bool {
         match self.table.find_entry(hash, |e| eq(&e.key)) {

@@ -2,6 +2,7 @@
 
 use std::future::{ready, Future};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::key::{KeyRef, Selector, StrictKeys};
 use crate::{BoxFuture, CachedFunction, Error, Policy, RenderTags};
@@ -86,6 +87,9 @@ impl<'a, T> Fill<'a, T> {
 ///     }
 ///     fn get<Q: KeyRef<K> + ?Sized>(&self, _: &Q) -> Result<Lookup<V, ()>, Error> {
 ///         Ok(Lookup::Miss(()))
+///     }
+///     fn reserve(&self, _: &K) -> Result<(), Error> {
+///         Ok(())
 ///     }
 ///     fn put(&self, _: K, _: V, _: Fill<'_, ()>) -> Result<(), Error> {
 ///         Ok(())
@@ -230,6 +234,44 @@ pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sy
     /// Evictions, expirations and length.
     fn stats(&self) -> StoreStats;
 
+    /// A ticket to store a value for `key` directly (`cache_entry(..).set(v)`), as a
+    /// miss of `key` would hand out.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn reserve(&self, key: &K) -> Result<Self::Ticket, Error>;
+
+    /// Removes the entry of `key`, so that no fill that began before stores it again;
+    /// returns whether a live one was there. The default clears everything, which is
+    /// safe.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn remove(&self, key: &K) -> Result<bool, Error> {
+        let _ = key;
+        self.clear().map(|n| n > 0)
+    }
+
+    /// The lifetime left to the live entry of `key`; `None` when there is none or it
+    /// never expires. The default, for a store that keeps no lifetimes, is `None`.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn ttl(&self, key: &K) -> Result<Option<Duration>, Error> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// Restarts the lifetime of the live entry of `key`; whether there was one. The
+    /// default, for a store that keeps no lifetimes, is `false`.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn touch(&self, key: &K) -> Result<bool, Error> {
+        let _ = key;
+        Ok(false)
+    }
+
     /// Removes the entries of this process for which `tagged` holds (their tags meet an
     /// [`invalidate_tags`](crate::invalidate_tags)); returns how many. The default
     /// clears everything, which is safe. A store whose entries live outside the process
@@ -264,6 +306,32 @@ pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sy
     /// [`clear`](Backend::clear) for `async` callers.
     fn clear_async(&self) -> impl Future<Output = Result<usize, Error>> + Send + '_ {
         ready(self.clear())
+    }
+
+    /// [`reserve`](Backend::reserve) for `async` callers.
+    fn reserve_async<'a>(
+        &'a self,
+        key: &'a K,
+    ) -> impl Future<Output = Result<Self::Ticket, Error>> + Send + 'a {
+        ready(self.reserve(key))
+    }
+
+    /// [`remove`](Backend::remove) for `async` callers.
+    fn remove_async<'a>(&'a self, key: &'a K) -> impl Future<Output = Result<bool, Error>> + Send + 'a {
+        ready(self.remove(key))
+    }
+
+    /// [`ttl`](Backend::ttl) for `async` callers.
+    fn ttl_async<'a>(
+        &'a self,
+        key: &'a K,
+    ) -> impl Future<Output = Result<Option<Duration>, Error>> + Send + 'a {
+        ready(self.ttl(key))
+    }
+
+    /// [`touch`](Backend::touch) for `async` callers.
+    fn touch_async<'a>(&'a self, key: &'a K) -> impl Future<Output = Result<bool, Error>> + Send + 'a {
+        ready(self.touch(key))
     }
 
     /// [`clear_by`](Backend::clear_by) for `async` callers.

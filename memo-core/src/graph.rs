@@ -175,6 +175,21 @@ pub(crate) fn cascade(root: &'static CachedFunction, selector: Option<&Selector>
     }))
 }
 
+/// Clears entirely every function downstream of `f`, not `f` itself: what removing one
+/// of its entries cascades to.
+pub(crate) fn clear_downstream(f: &'static CachedFunction) -> Result<usize, Error> {
+    total(plan(f, None).into_iter().skip(1).map(|(g, _)| clear_one(g, None)))
+}
+
+/// [`clear_downstream`] for `async` callers.
+pub(crate) async fn clear_downstream_async(f: &'static CachedFunction) -> Result<usize, Error> {
+    let mut results = Vec::new();
+    for (g, _) in plan(f, None).into_iter().skip(1) {
+        results.push(clear_one_async(g, None).await);
+    }
+    total(results)
+}
+
 /// [`clear_one`] for `async` callers.
 pub(crate) async fn clear_one_async(
     f: &'static CachedFunction,

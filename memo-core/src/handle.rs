@@ -20,9 +20,9 @@ use crate::{BoxFuture, CacheControl, CacheStats, CachedFunction, Config, Error, 
 pub struct FunctionCache<K, V, B> {
     function: &'static CachedFunction,
     /// `None` when caching is off (`limit` or `expire` is 0) or the store failed to open.
-    store: Option<B>,
+    pub(crate) store: Option<B>,
     /// Advanced by every clear before it removes anything; see [`Fill`].
-    generation: AtomicU64,
+    pub(crate) generation: AtomicU64,
     /// Renders an entry's tags (`tags = [...]`).
     tags: Option<RenderTags<K>>,
     flights: Flights<K, V>,
@@ -248,7 +248,7 @@ where
     }
 
     /// Starts a clear: no fill that began before this point may store afterwards.
-    fn begin_clear(&self) {
+    pub(crate) fn begin_clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -7,6 +7,7 @@
 mod backend;
 mod clock;
 mod config;
+mod entry;
 mod error;
 mod flight;
 mod function;
@@ -25,6 +26,7 @@ pub use config::{
     Config, ConfigBuilder, RedisUrl, DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_FAILURES, DEFAULT_EXPIRE,
     DEFAULT_KEY_PREFIX, DEFAULT_LIMIT, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL,
 };
+pub use entry::{AsyncEntry, Entry};
 pub use error::Error;
 pub use function::{CacheControl, CachedFunction};
 pub use graph::{flush_all, flush_all_async, plan, registry, FunctionCacheDependency, Step};

@@ -49,6 +49,9 @@ pub(crate) fn expand(m: &Model<'_>) -> Expansion {
             let module = quote! {
                 #[doc = #doc]
                 #vis mod #name {
+                    // The argument types of `cache_entry` are written in the parent's scope.
+                    #[allow(unused_imports)]
+                    use super::*;
                     #controls
                 }
             };
@@ -368,13 +371,44 @@ fn controls(m: &Model<'_>) -> TokenStream {
             }
         }
     });
+    let entry_item = entry(m, &up, &vis);
     quote! {
         #handle
         #clear_item
         #clear_by_item
+        #entry_item
         /// Hits, misses, evictions, errors and length.
         #vis fn #stats() -> ::memo_alchemy::__private::CacheStats {
             #up #function_fn().stats()
+        }
+    }
+}
+
+/// `cache_entry(args)`: the entry of the function's own arguments (and receiver, when
+/// it is part of the key), typed as the function takes them.
+fn entry(m: &Model<'_>, up: &TokenStream, vis: &TokenStream) -> TokenStream {
+    let sig = &m.func.item.sig;
+    let receiver = m.parts.iter().any(|p| p.name == "self").then(|| sig.receiver()).flatten();
+    let args = m.func.args.iter().map(|a| {
+        let (name, ty) = (&a.name, &a.borrowed);
+        if a.by_ref {
+            quote!(#name: &#ty)
+        } else {
+            quote!(#name: #ty)
+        }
+    });
+    let params = receiver.map(ToTokens::to_token_stream).into_iter().chain(args);
+    let borrows = m.parts.iter().map(|p| &p.borrow);
+    let (entry_fn, handle_fn, entry_ty, key_ty) =
+        (&m.names.entry, &m.names.handle_fn, &m.entry_ty, &m.key_ty);
+    let generics = &sig.generics;
+    let key = local("__memo_key");
+    let doc = "The entry of these arguments, to get, set, remove or inspect without computing.";
+    quote! {
+        #[doc = #doc]
+        #vis fn #entry_fn #generics (#(#params),*) -> #entry_ty {
+            let #key = ::memo_alchemy::__private::KeyRef::<#key_ty>::to_owned_key(&(#(#borrows,)*));
+            <#entry_ty>::new(#up #handle_fn(), #key)
         }
     }
 }

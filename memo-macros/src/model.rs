@@ -48,6 +48,7 @@ pub(crate) struct Names {
     pub(crate) clear: Ident,
     pub(crate) clear_by: Ident,
     pub(crate) stats: Ident,
+    pub(crate) entry: Ident,
 }
 
 /// The name of a cached function's `CachedFunction` accessor, from its own name: the
@@ -83,6 +84,7 @@ impl Names {
             clear: format_ident!("{controls}cache_clear"),
             clear_by: format_ident!("{controls}cache_clear_by"),
             stats: format_ident!("{controls}cache_stats"),
+            entry: format_ident!("{controls}cache_entry"),
         }
     }
 }
@@ -120,6 +122,8 @@ pub(crate) struct Model<'a> {
     pub(crate) output: Type,
     /// `FunctionCache<Key, Value, Store>`.
     pub(crate) handle_ty: TokenStream,
+    /// `Entry<Key, Value, Store>`, or `AsyncEntry<...>` for an `async fn`.
+    pub(crate) entry_ty: TokenStream,
     /// How code in the function's scope calls `function_fn` and `handle_fn`.
     pub(crate) function: TokenStream,
     pub(crate) handle: TokenStream,
@@ -150,6 +154,8 @@ impl<'a> Model<'a> {
         let kind = attr.backend().kind();
         let store = quote!(<#kind as ::memo_alchemy::__private::StoreFor<#key_ty, #value_ty>>::Store);
         let handle_ty = quote!(::memo_alchemy::__private::FunctionCache<#key_ty, #value_ty, #store>);
+        let entry = if func.is_async() { quote!(AsyncEntry) } else { quote!(Entry) };
+        let entry_ty = quote!(::memo_alchemy::__private::#entry<#key_ty, #value_ty, #store>);
         let (function_fn, handle_fn) = (&names.function_fn, &names.handle_fn);
         let (function, handle, owner) = match home {
             Home::Module => {
@@ -183,6 +189,7 @@ impl<'a> Model<'a> {
             mode,
             output,
             handle_ty,
+            entry_ty,
             function,
             handle,
             owner,

@@ -200,3 +200,23 @@ pub fn warm<T>(f: impl Fn() -> T, hits: impl Fn() -> u64) -> T {
         sleep(Duration::from_millis(5));
     }
 }
+
+/// Sets the key `name` on the test server: one process tells another it got somewhere.
+pub fn signal(name: &str) {
+    let _: () = redis::cmd("SET").arg(name).arg(1).query(&mut server().raw()).expect("SET answers");
+}
+
+/// Waits until the key `name` is set, reconnecting across server restarts.
+pub fn wait_for(name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let set = redis::Client::open(server().url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            .and_then(|mut c| redis::cmd("EXISTS").arg(name).query::<bool>(&mut c));
+        if set.unwrap_or(false) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {name}");
+        sleep(Duration::from_millis(2));
+    }
+}

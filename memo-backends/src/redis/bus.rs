@@ -32,6 +32,8 @@ pub(crate) trait Listener: Send + Sync {
     fn invalidate_matching(&self, segments: &[&str]);
     /// Removes the local entries that carry any of `tags`.
     fn invalidate_tagged(&self, tags: &[String]);
+    /// Removes the local entry whose encoded arguments are `hex`.
+    fn invalidate_key(&self, hex: &str);
 }
 
 /// The process's bus.
@@ -213,6 +215,7 @@ impl Bus {
             match kind {
                 'F' => listener.invalidate_all(),
                 'P' => listener.invalidate_matching(segments),
+                'K' => segments.iter().for_each(|hex| listener.invalidate_key(hex)),
                 _ => {}
             }
         }

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::bus::{Bus, Listener};
 use super::conn::Redis;
-use super::namespace::{selected, unhex, Namespace};
+use super::namespace::{hex, selected, unhex, Namespace};
 use super::pending::{self, invalidate, invalidate_async, Target, What};
 use crate::Memory;
 
@@ -69,7 +69,7 @@ where
 
 impl<K, V> Listener for Local<K, V>
 where
-    K: Hash + Eq + Send + Sync + 'static,
+    K: Serialize + Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     fn invalidate_all(&self) {
@@ -97,6 +97,19 @@ where
         }
     }
 
+    fn invalidate_key(&self, hex: &str) {
+        match unhex(hex) {
+            Some(wanted) => {
+                self.invalidate_where(&|key: &K| {
+                    postcard::to_stdvec(key).map_or(true, |bytes| bytes == wanted)
+                });
+            }
+            None => {
+                self.invalidate();
+            }
+        }
+    }
+
     fn invalidate_tagged(&self, tags: &[String]) {
         if let (true, Some(render)) = (self.function.may_carry(tags), self.tags) {
             self.invalidate_where(&|key: &K| render(key).iter().any(|t| tags.contains(t)));
@@ -107,6 +120,16 @@ where
 impl<K, V> DistributedMemory<K, V> {
     fn fail(&self, message: String) -> Error {
         self.redis.error(DistributedMemoryBackend.name(), self.local.function.path(), message)
+    }
+
+    /// The entry of `key`, as the other processes find it: its encoded arguments.
+    fn one(&self, key: &K) -> Result<What, Error>
+    where
+        K: Serialize,
+    {
+        let bytes =
+            postcard::to_stdvec(key).map_err(|e| self.fail(format!("cannot encode the arguments: {e}")))?;
+        Ok(What::Key(hex(&bytes)))
     }
 
     fn matching(&self, resolved: &[(usize, &[u8])]) -> What {
@@ -190,6 +213,34 @@ where
 
     fn stats(&self) -> StoreStats {
         self.local.memory.stats()
+    }
+
+    fn reserve(&self, _: &K) -> Result<Ticket, Error> {
+        Ok(Ticket { generation: self.local.generation.load(SeqCst), epoch: self.bus.epoch() })
+    }
+
+    /// Here, then in every other process.
+    fn remove(&self, key: &K) -> Result<bool, Error> {
+        self.local.generation.fetch_add(1, SeqCst);
+        let removed = self.local.memory.remove(key)?;
+        invalidate(&self.ns, Target::Bus, self.one(key)?).map_err(|m| self.fail(m))?;
+        Ok(removed)
+    }
+
+    async fn remove_async<'a>(&'a self, key: &'a K) -> Result<bool, Error> {
+        self.local.generation.fetch_add(1, SeqCst);
+        let removed = self.local.memory.remove(key)?;
+        invalidate_async(&self.ns, Target::Bus, self.one(key)?).await.map_err(|m| self.fail(m))?;
+        Ok(removed)
+    }
+
+    fn ttl(&self, key: &K) -> Result<Option<std::time::Duration>, Error> {
+        self.local.memory.ttl(key)
+    }
+
+    /// In this process only: each process's copy has its own lifetime.
+    fn touch(&self, key: &K) -> Result<bool, Error> {
+        self.local.memory.touch(key)
     }
 
     /// This process's entries; the kind tells the other processes, once for all

@@ -22,6 +22,7 @@ mod script;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use memo_core::{
     Backend, BackendKind, BoxFuture, CachedFunction, Config, Error, Fill, KeyRef, Lookup, Policy, RenderTags,
@@ -127,13 +128,18 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
         ops::Write {
             entry,
             value,
-            // The script's form: 0 means "never" and "unbounded" there (the store is
-            // never opened when caching is off). Each entry gets its own lifetime
-            // within `expire_jitter`.
-            ttl_ms: self.policy.lifetime_ms(namespace::fnv1a(entry.as_bytes())).unwrap_or(0),
+            // 0 means "unbounded" to the script.
+            ttl_ms: self.lifetime_ms(entry),
             limit: self.policy.limit.max().map_or(0, |l| u64::try_from(l).unwrap_or(u64::MAX)),
             ticket,
         }
+    }
+
+    /// The lifetime of `entry` in the scripts' form: 0 means "never" there (the store is
+    /// never opened when caching is off). Each entry gets its own within
+    /// `expire_jitter`.
+    fn lifetime_ms(&self, entry: &str) -> u64 {
+        self.policy.lifetime_ms(namespace::fnv1a(entry.as_bytes())).unwrap_or(0)
     }
 
     fn stored(&self, evicted: Option<u64>) {
@@ -257,6 +263,69 @@ where
             .map_err(|m| self.fail(m))?;
         self.stored(evicted);
         Ok(())
+    }
+
+    fn reserve(&self, key: &K) -> Result<RedisTicket, Error> {
+        let (entry, tags) = (self.entry(key)?, self.tags_of(key));
+        let (_, ticket) =
+            self.redis.run(|io| block(ops::lookup(io, &self.ns, &entry, tags))).map_err(|m| self.fail(m))?;
+        Ok(ticket)
+    }
+
+    async fn reserve_async<'a>(&'a self, key: &'a K) -> Result<RedisTicket, Error> {
+        let (entry, tags, ns) = (self.entry(key)?, self.tags_of(key), self.ns.clone());
+        let (_, ticket) = self
+            .redis
+            .run_async(move |mut io| async move { ops::lookup(&mut io, &ns, &entry, tags).await })
+            .await
+            .map_err(|m| self.fail(m))?;
+        Ok(ticket)
+    }
+
+    /// Kept for the retries when Redis does not take it, as a clear is.
+    fn remove(&self, key: &K) -> Result<bool, Error> {
+        let what = What::Key(self.entry(key)?);
+        invalidate(&self.ns, Target::Store, what).map(|n| n > 0).map_err(|m| self.fail(m))
+    }
+
+    async fn remove_async<'a>(&'a self, key: &'a K) -> Result<bool, Error> {
+        let what = What::Key(self.entry(key)?);
+        invalidate_async(&self.ns, Target::Store, what).await.map(|n| n > 0).map_err(|m| self.fail(m))
+    }
+
+    fn ttl(&self, key: &K) -> Result<Option<Duration>, Error> {
+        self.admit()?;
+        let entry = self.entry(key)?;
+        let ms = self.redis.run(|io| block(ops::ttl(io, &self.ns, &entry))).map_err(|m| self.fail(m))?;
+        Ok(ms.map(Duration::from_millis))
+    }
+
+    async fn ttl_async<'a>(&'a self, key: &'a K) -> Result<Option<Duration>, Error> {
+        self.admit()?;
+        let (entry, ns) = (self.entry(key)?, self.ns.clone());
+        let ms = self
+            .redis
+            .run_async(move |mut io| async move { ops::ttl(&mut io, &ns, &entry).await })
+            .await
+            .map_err(|m| self.fail(m))?;
+        Ok(ms.map(Duration::from_millis))
+    }
+
+    fn touch(&self, key: &K) -> Result<bool, Error> {
+        self.admit()?;
+        let (entry, tags) = (self.entry(key)?, self.tags_of(key));
+        let ttl = self.lifetime_ms(&entry);
+        self.redis.run(|io| block(ops::touch(io, &self.ns, &entry, &tags, ttl))).map_err(|m| self.fail(m))
+    }
+
+    async fn touch_async<'a>(&'a self, key: &'a K) -> Result<bool, Error> {
+        self.admit()?;
+        let (entry, tags, ns) = (self.entry(key)?, self.tags_of(key), self.ns.clone());
+        let ttl = self.lifetime_ms(&entry);
+        self.redis
+            .run_async(move |mut io| async move { ops::touch(&mut io, &ns, &entry, &tags, ttl).await })
+            .await
+            .map_err(|m| self.fail(m))
     }
 
     /// Redis's tagged entries are removed by the kind, once for every function.

@@ -4,7 +4,7 @@ use redis::{cmd, RedisResult};
 
 use super::conn::Io;
 use super::namespace::{has_segments, untag, Namespace};
-use super::script::{CLEAR, DRAIN, TAGS, WRITE};
+use super::script::{CLEAR, DRAIN, ENTRY, TAGS, WRITE};
 
 /// Keys removed per round trip by clears: small enough that Redis never stalls.
 const BATCH: usize = 1000;
@@ -82,6 +82,45 @@ pub(crate) async fn write(io: &mut impl Io, ns: &Namespace, w: &Write<'_>) -> Re
     }
     let evicted: i64 = io.invoke(&invocation).await?;
     Ok(u64::try_from(evicted).ok())
+}
+
+/// One operation of [`ENTRY`] on the entry `entry` with tags `tags`.
+async fn on_entry(
+    io: &mut impl Io,
+    ns: &Namespace,
+    entry: &str,
+    op: &str,
+    tags: &[String],
+    ttl_ms: u64,
+) -> RedisResult<i64> {
+    let mut invocation = ENTRY.prepare_invoke();
+    invocation.key(entry).key(ns.index()).key(ns.generation()).key(ns.epoch());
+    for tag in tags {
+        invocation.key(ns.tag_set(tag));
+    }
+    invocation.arg(op).arg(tags.len()).arg(ttl_ms);
+    io.invoke(&invocation).await
+}
+
+/// Removes `entry`, moving the generation on; whether it was live.
+pub(crate) async fn remove(io: &mut impl Io, ns: &Namespace, entry: &str) -> RedisResult<bool> {
+    Ok(on_entry(io, ns, entry, "remove", &[], 0).await? == 1)
+}
+
+/// The ms `entry` has left: `None` when it is not live or never expires.
+pub(crate) async fn ttl(io: &mut impl Io, ns: &Namespace, entry: &str) -> RedisResult<Option<u64>> {
+    Ok(u64::try_from(on_entry(io, ns, entry, "ttl", &[], 0).await?).ok())
+}
+
+/// Restarts the lifetime of `entry` (`ttl_ms`, 0 for none); whether it was live.
+pub(crate) async fn touch(
+    io: &mut impl Io,
+    ns: &Namespace,
+    entry: &str,
+    tags: &[String],
+    ttl_ms: u64,
+) -> RedisResult<bool> {
+    Ok(on_entry(io, ns, entry, "touch", tags, ttl_ms).await? == 1)
 }
 
 /// How long a tag's version outlives its last invalidation: longer than any

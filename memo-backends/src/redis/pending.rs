@@ -48,6 +48,9 @@ pub(crate) enum What {
     All,
     Matching(Vec<String>),
     Tags(Vec<String>),
+    /// One entry: its key in Redis (json, pickle), or the hex of its encoded arguments
+    /// (distributed_memory).
+    Key(String),
 }
 
 impl What {
@@ -237,12 +240,14 @@ async fn apply(io: &mut impl Io, ns: &Namespace, target: Target, what: &What) ->
         (Target::Store, What::All) => ops::clear(io, ns).await,
         (Target::Store, What::Matching(wanted)) => ops::clear_matching(io, ns, wanted).await,
         (Target::Store, What::Tags(tags)) => ops::invalidate_tags(io, ns, tags).await,
+        (Target::Store, What::Key(entry)) => ops::remove(io, ns, entry).await.map(usize::from),
         (Target::Bus, what) => {
             let bus = Bus::global();
             let message = match what {
                 What::All => bus.message('F', ns.base(), &[]),
                 What::Matching(segments) => bus.message('P', ns.base(), segments),
                 What::Tags(tags) => bus.message('T', "", tags),
+                What::Key(hex) => bus.message('K', ns.base(), std::slice::from_ref(hex)),
             };
             ops::publish(io, bus.channel(), &message).await.map(|()| 0)
         }

@@ -7,6 +7,75 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// A Lua function for the scripts whose KEYS are the entry, its index, generation and
+/// epoch, then its n tags' sets: the entry joins each set, which then lives at least
+/// `ttl` ms (0: as long as its entries, without expiry); up to two members of each set
+/// whose entry is gone are dropped on the way.
+const JOIN_TAGS: &str = r"
+local function join_tags(n, ttl)
+  for i = 1, n do
+    local set = KEYS[4 + i]
+    local before = redis.call('PTTL', set)
+    redis.call('SADD', set, KEYS[1])
+    if ttl == 0 then
+      redis.call('PERSIST', set)
+    elseif before == -2 or (before >= 0 and before < ttl) then
+      redis.call('PEXPIRE', set, ttl)
+    end
+    for _, member in ipairs(redis.call('SRANDMEMBER', set, 2)) do
+      if redis.call('EXISTS', member) == 0 then
+        redis.call('SREM', set, member)
+      end
+    end
+  end
+end
+";
+
+/// A script that may call `join_tags`.
+fn with_tags(body: &str) -> Script {
+    Script::new(&format!("{JOIN_TAGS}{body}"))
+}
+
+/// KEYS: entry, index, generation, epoch, then the sets of the entry's n tags. ARGV:
+/// the operation, n, the entry's ttl in ms (0: none). On the live entry (one of the
+/// current epoch): `remove` moves the generation on (no fill that began before stores),
+/// removes the entry and its index member, and returns 1 if it was live, else 0;
+/// `ttl` returns its PTTL (-2 when not live); `touch` restarts its lifetime, rescores
+/// it in the index, extends its tags' sets and returns 1 (0 when not live).
+pub(crate) static ENTRY: LazyLock<Script> = LazyLock::new(|| {
+    with_tags(
+        r"
+local value = redis.call('GET', KEYS[1])
+local current = 'e' .. (redis.call('GET', KEYS[4]) or '0') .. '|'
+local live = value and string.sub(value, 1, #current) == current
+if ARGV[1] == 'remove' then
+  redis.call('INCR', KEYS[3])
+  if value then
+    redis.call('UNLINK', KEYS[1])
+  end
+  redis.call('ZREM', KEYS[2], KEYS[1])
+  return live and 1 or 0
+end
+if not live then
+  return ARGV[1] == 'ttl' and -2 or 0
+end
+if ARGV[1] == 'ttl' then
+  return redis.call('PTTL', KEYS[1])
+end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
+end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), KEYS[1])
+join_tags(tonumber(ARGV[2]), ttl)
+return 1
+",
+    )
+});
+
 /// KEYS: entry, index, generation, epoch, then the sets of the entry's n tags, then
 /// their versions. ARGV: value, this entry's ttl in ms (0: none), limit (0: none), the
 /// generation the computation started in, the function's longest ttl (index members
@@ -15,7 +84,7 @@ use redis::Script;
 /// stored). The entry joins its tags' sets, which live as long as their longest-lived
 /// entry; up to two members of each whose entry is gone are dropped.
 pub(crate) static WRITE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_tags(
         r"
 local current = redis.call('GET', KEYS[3]) or '0'
 if current ~= ARGV[4] then
@@ -38,21 +107,7 @@ else
   redis.call('SET', KEYS[1], value)
 end
 redis.call('ZADD', KEYS[2], now, KEYS[1])
-for i = 1, n do
-  local set = KEYS[4 + i]
-  local before = redis.call('PTTL', set)
-  redis.call('SADD', set, KEYS[1])
-  if ttl == 0 then
-    redis.call('PERSIST', set)
-  elseif before == -2 or (before >= 0 and before < ttl) then
-    redis.call('PEXPIRE', set, ttl)
-  end
-  for _, member in ipairs(redis.call('SRANDMEMBER', set, 2)) do
-    if redis.call('EXISTS', member) == 0 then
-      redis.call('SREM', set, member)
-    end
-  end
-end
+join_tags(n, ttl)
 local limit = tonumber(ARGV[3])
 local evicted = 0
 if limit > 0 then
