@@ -184,3 +184,60 @@ fn a_distributed_memory_entry_removed_here_is_removed_everywhere() {
     signal("entries:acted");
     assert!(child.wait().unwrap().success(), "the child saw the removal");
 }
+
+static MANY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cache(backend = "json")]
+fn label(id: u64, lang: &str) -> String {
+    MANY_RUNS.fetch_add(1, SeqCst);
+    format!("{id}:{lang}")
+}
+
+/// Calls of `name` Redis has run, from `INFO commandstats`.
+fn calls(name: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut server().raw()).unwrap();
+    info.lines()
+        .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+        .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn cache_many_reads_every_hit_in_one_mget() {
+    let _serial = serial();
+    server();
+    let items: Vec<(u64, String)> = (0..100).map(|i| (i, "en".to_owned())).collect();
+    let first = label::cache_many(items.clone());
+    assert_eq!(first.len(), 100);
+    assert_eq!(first[42], "42:en", "in order");
+    assert_eq!(MANY_RUNS.load(SeqCst), 100, "every miss computed once");
+    let mgets = calls("mget");
+    let all = label::cache_many(items);
+    assert_eq!(all, first);
+    assert_eq!(calls("mget") - mgets, 1, "100 hits, one MGET");
+    assert_eq!(MANY_RUNS.load(SeqCst), 100);
+    let mgets = calls("mget");
+    for i in 0..100 {
+        label(i, "en");
+    }
+    assert_eq!(calls("mget") - mgets, 100, "single calls: one MGET each");
+    // A mix: the hits in one MGET, each miss as a single call.
+    let mixed = label::cache_many([(1, "en".to_owned()), (500, "fr".to_owned())]);
+    assert_eq!(mixed, ["1:en", "500:fr"]);
+    assert_eq!(MANY_RUNS.load(SeqCst), 101);
+}
+
+#[cache]
+async fn double(n: u32) -> u32 {
+    n * 2
+}
+
+#[test]
+fn cache_many_on_async_functions_and_methods() {
+    server();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(runtime.block_on(double::cache_many([1, 2, 3])), [2, 4, 6]);
+    let shop = Shop { id: 3 };
+    assert_eq!(shop.price_cache_many([1, 2]), [301, 302]);
+    assert_eq!(shop.shared_cache_many([1]), [4]);
+}

@@ -16,6 +16,16 @@ pub enum Lookup<V, T> {
     Miss(T),
 }
 
+impl<V, T> Lookup<V, T> {
+    /// The value of a hit.
+    pub fn hit(self) -> Option<V> {
+        match self {
+            Lookup::Hit(v) => Some(v),
+            Lookup::Miss(_) => None,
+        }
+    }
+}
+
 /// Counts a store keeps and reports through [`Backend::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -233,6 +243,25 @@ pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sy
 
     /// Evictions, expirations and length.
     fn stats(&self) -> StoreStats;
+
+    /// The stored values of `keys`, in order, for `cache_many`, which calls the function
+    /// for each `None`: a network store reads them all in one round trip. The default
+    /// reads nothing ahead (each call then looks its key up), which suits in-process
+    /// stores.
+    ///
+    /// # Errors
+    /// When the store cannot be read; the calls then look up and compute as usual.
+    fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, Error> {
+        Ok(keys.iter().map(|_| None).collect())
+    }
+
+    /// [`get_many`](Backend::get_many) for `async` callers.
+    fn get_many_async<'a>(
+        &'a self,
+        keys: &'a [K],
+    ) -> impl Future<Output = Result<Vec<Option<V>>, Error>> + Send + 'a {
+        ready(self.get_many(keys))
+    }
 
     /// A ticket to store a value for `key` directly (`cache_entry(..).set(v)`), as a
     /// miss of `key` would hand out.

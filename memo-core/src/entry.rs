@@ -6,7 +6,7 @@ use std::hash::Hash;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::backend::{Backend, Fill, Lookup};
+use crate::backend::{Backend, Fill};
 use crate::graph::{clear_downstream, clear_downstream_async};
 use crate::key::OwnedKey;
 use crate::{Error, FunctionCache};
@@ -61,10 +61,7 @@ where
     /// When the store cannot be reached.
     pub fn get(&self) -> Result<Option<V>, Error> {
         let Some(store) = &self.cache.store else { return Ok(None) };
-        Ok(match store.get(&OwnedKey(&self.key))? {
-            Lookup::Hit(v) => Some(v),
-            Lookup::Miss(_) => None,
-        })
+        Ok(store.get(&OwnedKey(&self.key))?.hit())
     }
 
     /// Stores `value` as the function's result for these arguments, with the function's
@@ -133,10 +130,7 @@ where
     /// When the store cannot be reached.
     pub async fn get(&self) -> Result<Option<V>, Error> {
         let Some(store) = &self.0.cache.store else { return Ok(None) };
-        Ok(match store.get_async(&OwnedKey(&self.0.key)).await? {
-            Lookup::Hit(v) => Some(v),
-            Lookup::Miss(_) => None,
-        })
+        Ok(store.get_async(&OwnedKey(&self.0.key)).await?.hit())
     }
 
     /// [`Entry::set`].

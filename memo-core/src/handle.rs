@@ -234,6 +234,34 @@ where
         tracing::debug!(function = self.function.path(), %err, "memo-alchemy: computing directly");
     }
 
+    /// The values of `keys` the store has, read ahead in one go for `cache_many`, which
+    /// calls the function for each `None`. Hits are counted here; the calls count the rest.
+    #[doc(hidden)]
+    pub fn prefetch(&self, keys: &[K]) -> Vec<Option<V>> {
+        let found = match &self.store {
+            Some(store) => store.get_many(keys),
+            None => Ok(Vec::new()),
+        };
+        self.prefetched(keys.len(), found)
+    }
+
+    /// [`prefetch`](FunctionCache::prefetch) for `async` functions.
+    #[doc(hidden)]
+    pub async fn prefetch_async(&self, keys: &[K]) -> Vec<Option<V>> {
+        let found = match &self.store {
+            Some(store) => store.get_many_async(keys).await,
+            None => Ok(Vec::new()),
+        };
+        self.prefetched(keys.len(), found)
+    }
+
+    fn prefetched(&self, n: usize, found: Result<Vec<Option<V>>, Error>) -> Vec<Option<V>> {
+        let mut found = found.inspect_err(|err| self.report(err)).unwrap_or_default();
+        found.resize(n, None);
+        found.iter().flatten().for_each(|_| self.counters.hit());
+        found
+    }
+
     /// Clears this function, then everything downstream of it.
     ///
     /// # Errors

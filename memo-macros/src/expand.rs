@@ -372,11 +372,13 @@ fn controls(m: &Model<'_>) -> TokenStream {
         }
     });
     let entry_item = entry(m, &up, &vis);
+    let many_item = many(m, &up, &vis);
     quote! {
         #handle
         #clear_item
         #clear_by_item
         #entry_item
+        #many_item
         /// Hits, misses, evictions, errors and length.
         #vis fn #stats() -> ::memo_alchemy::__private::CacheStats {
             #up #function_fn().stats()
@@ -409,6 +411,116 @@ fn entry(m: &Model<'_>, up: &TokenStream, vis: &TokenStream) -> TokenStream {
         #vis fn #entry_fn #generics (#(#params),*) -> #entry_ty {
             let #key = ::memo_alchemy::__private::KeyRef::<#key_ty>::to_owned_key(&(#(#borrows,)*));
             <#entry_ty>::new(#up #handle_fn(), #key)
+        }
+    }
+}
+
+/// `cache_many(items)`: the function's results for many argument lists (one argument,
+/// or a tuple of them, each owned), in order. Hits are read ahead in one go; each miss
+/// is an ordinary call. Generated for methods on `&self` only.
+fn many(m: &Model<'_>, up: &TokenStream, vis: &TokenStream) -> TokenStream {
+    let receiver_in_key = m.parts.iter().any(|p| p.name == "self");
+    let shared = |r: &syn::Receiver| r.reference.is_some() && r.mutability.is_none();
+    if m.func.item.sig.receiver().is_some_and(|r| !shared(r)) {
+        return TokenStream::new();
+    }
+    let args = &m.func.args;
+    let owned: Vec<TokenStream> = args
+        .iter()
+        .map(|a| {
+            let b = &a.borrowed;
+            quote!(<#b as ::std::borrow::ToOwned>::Owned)
+        })
+        .collect();
+    let item_ty = match &owned[..] {
+        [one] => one.clone(),
+        all => quote!((#(#all,)*)),
+    };
+    let names: Vec<&Ident> = args.iter().map(|a| &a.name).collect();
+    let item = local("__memo_item");
+    let destructure = if names.len() == 1 { quote!((#item,)) } else { quote!(#item) };
+    // A method is called on its receiver to compute a miss, whether or not the key holds it.
+    let self_param = if m.func.receiver.is_some() { quote!(&self,) } else { TokenStream::new() };
+    let (self_key, self_skip) = if receiver_in_key {
+        (quote!(::std::clone::Clone::clone(self),), quote!(_,))
+    } else {
+        (TokenStream::new(), TokenStream::new())
+    };
+    let passed = args.iter().map(|a| {
+        let name = &a.name;
+        if a.by_ref {
+            quote!(&#name)
+        } else {
+            quote!(#name)
+        }
+    });
+    let name = m.func.name();
+    let callee = match (&m.home, m.func.receiver.is_some()) {
+        (Home::Module, _) => quote!(#up #name),
+        (Home::Impl { .. }, true) => quote!(self.#name),
+        (Home::Impl { .. }, false) => quote!(Self::#name),
+    };
+    let call = quote!(#callee(#(#passed),*));
+    let (many_fn, handle_fn, key_ty, mode, output) =
+        (&m.names.many, &m.names.handle_fn, &m.key_ty, &m.mode, &m.output);
+    let (keys, found, key, value, results) = (
+        local("__memo_keys"),
+        local("__memo_found"),
+        local("__memo_key"),
+        local("__memo_value"),
+        local("__memo_results"),
+    );
+    let generics = &m.func.item.sig.generics;
+    let prepare = quote! {
+        let #keys: ::std::vec::Vec<#key_ty> = #item
+            .into_iter()
+            .map(|#item| {
+                let (#(#names,)*) = #destructure;
+                (#self_key #(#names,)*)
+            })
+            .collect();
+    };
+    let join = quote!(<#mode as ::memo_alchemy::__private::Mode<#output>>::join(#value));
+    let doc = "The results for many argument lists (one argument, or a tuple), in order: hits are read in one round trip, misses computed as single calls.";
+    if m.is_async {
+        quote! {
+            #[doc = #doc]
+            #[allow(clippy::unused_unit)]
+            #vis async fn #many_fn #generics (#self_param #item: impl ::std::iter::IntoIterator<Item = #item_ty>) -> ::std::vec::Vec<#output> {
+                #prepare
+                let #found = #up #handle_fn().prefetch_async(&#keys).await;
+                let mut #results = ::std::vec::Vec::with_capacity(#keys.len());
+                for (#key, #found) in #keys.into_iter().zip(#found) {
+                    #results.push(match #found {
+                        ::std::option::Option::Some(#value) => #join,
+                        ::std::option::Option::None => {
+                            let (#self_skip #(#names,)*) = #key;
+                            #call.await
+                        }
+                    });
+                }
+                #results
+            }
+        }
+    } else {
+        quote! {
+            #[doc = #doc]
+            #[allow(clippy::unused_unit)]
+            #vis fn #many_fn #generics (#self_param #item: impl ::std::iter::IntoIterator<Item = #item_ty>) -> ::std::vec::Vec<#output> {
+                #prepare
+                let #found = #up #handle_fn().prefetch(&#keys);
+                #keys
+                    .into_iter()
+                    .zip(#found)
+                    .map(|(#key, #found)| match #found {
+                        ::std::option::Option::Some(#value) => #join,
+                        ::std::option::Option::None => {
+                            let (#self_skip #(#names,)*) = #key;
+                            #call
+                        }
+                    })
+                    .collect()
+            }
         }
     }
 }

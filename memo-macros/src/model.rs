@@ -49,6 +49,7 @@ pub(crate) struct Names {
     pub(crate) clear_by: Ident,
     pub(crate) stats: Ident,
     pub(crate) entry: Ident,
+    pub(crate) many: Ident,
 }
 
 /// The name of a cached function's `CachedFunction` accessor, from its own name: the
@@ -85,6 +86,7 @@ impl Names {
             clear_by: format_ident!("{controls}cache_clear_by"),
             stats: format_ident!("{controls}cache_stats"),
             entry: format_ident!("{controls}cache_entry"),
+            many: format_ident!("{controls}cache_many"),
         }
     }
 }

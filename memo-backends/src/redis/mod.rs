@@ -265,6 +265,27 @@ where
         Ok(())
     }
 
+    /// One `MGET` for all of them.
+    fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, Error> {
+        self.admit()?;
+        let entries = keys.iter().map(|k| self.entry(k)).collect::<Result<Vec<_>, _>>()?;
+        let found =
+            self.redis.run(|io| block(ops::lookup_many(io, &self.ns, &entries))).map_err(|m| self.fail(m))?;
+        Ok(found.into_iter().map(|f| self.found(f, RedisTicket::default()).hit()).collect())
+    }
+
+    async fn get_many_async<'a>(&'a self, keys: &'a [K]) -> Result<Vec<Option<V>>, Error> {
+        self.admit()?;
+        let entries = keys.iter().map(|k| self.entry(k)).collect::<Result<Vec<_>, _>>()?;
+        let ns = self.ns.clone();
+        let found = self
+            .redis
+            .run_async(move |mut io| async move { ops::lookup_many(&mut io, &ns, &entries).await })
+            .await
+            .map_err(|m| self.fail(m))?;
+        Ok(found.into_iter().map(|f| self.found(f, RedisTicket::default()).hit()).collect())
+    }
+
     fn reserve(&self, key: &K) -> Result<RedisTicket, Error> {
         let (entry, tags) = (self.entry(key)?, self.tags_of(key));
         let (_, ticket) =

@@ -44,15 +44,36 @@ pub(crate) async fn lookup(
         v.as_deref().map_or_else(|| "0".to_owned(), |b| String::from_utf8_lossy(b).into_owned())
     };
     let epoch = values.get(2).map_or_else(|| "0".to_owned(), text);
-    let found = match values.first().and_then(Option::as_deref).map(|v| untag(v, &epoch)) {
+    let found = found(values.first().and_then(Option::as_deref), &epoch);
+    let generation = values.get(1).map_or_else(|| "0".to_owned(), text);
+    let versions = values.iter().skip(3).map(text);
+    Ok((found, Ticket { generation, tags: tags.into_iter().zip(versions).collect() }))
+}
+
+/// The values of `entries` in the current epoch: one `MGET`.
+pub(crate) async fn lookup_many(
+    io: &mut impl Io,
+    ns: &Namespace,
+    entries: &[String],
+) -> RedisResult<Vec<Found>> {
+    let mut mget = cmd("MGET");
+    mget.arg(ns.epoch()).arg(entries);
+    let mut values: Vec<Option<Vec<u8>>> = io.query(&mget).await?;
+    let epoch = match values.first_mut().and_then(Option::take) {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => "0".to_owned(),
+    };
+    Ok(values.iter().skip(1).map(|value| found(value.as_deref(), &epoch)).collect())
+}
+
+/// What a stored value is worth in `epoch`.
+fn found(value: Option<&[u8]>, epoch: &str) -> Found {
+    match value.map(|v| untag(v, epoch)) {
         Some(Ok(Some(payload))) => Found::Value(payload.to_vec()),
         Some(Err(())) => Found::Foreign,
         // From an epoch a full clear ended: as good as removed.
         Some(Ok(None)) | None => Found::Nothing,
-    };
-    let generation = values.get(1).map_or_else(|| "0".to_owned(), text);
-    let versions = values.iter().skip(3).map(text);
-    Ok((found, Ticket { generation, tags: tags.into_iter().zip(versions).collect() }))
+    }
 }
 
 /// What one write asks of the script.
