@@ -59,6 +59,16 @@ fn total(id: u64) -> u64 {
     orders(id, 1).iter().sum()
 }
 
+static CARD_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// In memory, downstream of `avatar`: another process's invalidation of `avatar`'s
+/// entries clears it here.
+#[cache(dependency = [avatar])]
+fn card(id: u64) -> String {
+    CARD_RUNS.fetch_add(1, SeqCst);
+    avatar(id)
+}
+
 /// The tests share functions and tags, and count Redis commands: one at a time.
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
@@ -231,8 +241,22 @@ fn child_sees_a_tag_invalidation() {
     let old = warm(|| avatar(42), || avatar::cache_stats().hits);
     let kept = warm(|| avatar(7), || avatar::cache_stats().hits);
     orders(42, 1);
+    name(42);
+    name(7);
+    card(42);
+    let (names, cards) = (NAME_RUNS.load(SeqCst), CARD_RUNS.load(SeqCst));
     signal("tags:ready");
     wait_for("tags:acted");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while name::cache_stats().len != Some(1) {
+        assert!(Instant::now() < deadline, "the invalidation never reached this process's memory");
+        sleep(Duration::from_millis(5));
+    }
+    name(42);
+    name(7);
+    assert_eq!(NAME_RUNS.load(SeqCst), names + 1, "name(42), in memory here, carried user:42");
+    card(42);
+    assert_eq!(CARD_RUNS.load(SeqCst), cards + 1, "card depends on avatar: cleared here too");
     assert_ne!(avatar(42), old, "user 42's avatar was recomputed after the other process's invalidation");
     assert_eq!(avatar(7), kept, "user 7's stayed");
     let misses = orders::cache_stats().misses;

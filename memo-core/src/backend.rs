@@ -120,6 +120,14 @@ pub trait BackendKind: Send + Sync + 'static {
     /// [`CachedFunction::backend`] and in errors.
     fn name(&self) -> &'static str;
 
+    /// Whether a clear in another process reaches this kind's entries without this
+    /// process (a shared store, or a bus). Entries that are private to each process
+    /// (the default) are cleared here when another process's clear reaches a function
+    /// upstream of them.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     /// Clears `function`, which this process never opened: its entries may still be in
     /// a shared store, or in other processes. `selector` is `None` for a full clear.
     /// The default does nothing, which suits stores private to a process.

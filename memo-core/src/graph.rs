@@ -181,6 +181,17 @@ pub(crate) fn clear_downstream(f: &'static CachedFunction) -> Result<usize, Erro
     total(plan(f, None).into_iter().skip(1).map(|(g, _)| clear_one(g, None)))
 }
 
+/// Clears, in this process only, the functions downstream of `f` whose entries no other
+/// process can reach (see [`BackendKind::is_shared`]): what a process does when another
+/// process's clear of `f` reaches it; that process cleared the shared ones.
+///
+/// # Errors
+/// The first store that could not be cleared; the others are still cleared.
+pub fn clear_private_downstream(f: &'static CachedFunction) -> Result<usize, Error> {
+    let private = plan(f, None).into_iter().skip(1).filter(|(g, _)| !g.backend_kind().is_shared());
+    total(private.flat_map(|(g, _)| g.controls()).map(|c| c.clear_own()).collect::<Vec<_>>())
+}
+
 /// [`clear_downstream`] for `async` callers.
 pub(crate) async fn clear_downstream_async(f: &'static CachedFunction) -> Result<usize, Error> {
     let mut results = Vec::new();

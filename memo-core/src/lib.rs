@@ -29,13 +29,17 @@ pub use config::{
 pub use entry::{AsyncEntry, Entry};
 pub use error::Error;
 pub use function::{CacheControl, CachedFunction};
-pub use graph::{flush_all, flush_all_async, plan, registry, FunctionCacheDependency, Step};
+pub use graph::{
+    clear_private_downstream, flush_all, flush_all_async, plan, registry, FunctionCacheDependency, Step,
+};
 pub use handle::FunctionCache;
 pub use health::Health;
 pub use key::{Field, KeyRef, Selector, StrictKeys};
 pub use policy::{jitter_from_setting, Expire, Limit, Policy, MAX_EXPIRE_JITTER, SETTING_RULE};
 pub use stats::CacheStats;
-pub use tags::{invalidate_tags, invalidate_tags_async, may_carry, template_matches, RenderTags};
+pub use tags::{
+    invalidate_private_tags, invalidate_tags, invalidate_tags_async, may_carry, template_matches, RenderTags,
+};
 
 /// What generated code and the bundled stores use, and users need not: it changes
 /// without notice.

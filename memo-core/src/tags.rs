@@ -100,6 +100,20 @@ fn owned(tags: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
     tags
 }
 
+/// What a process does when another process's tag invalidation reaches it: removes the
+/// tagged entries of the functions whose entries are private to this process (see
+/// [`BackendKind::is_shared`](crate::BackendKind::is_shared)), then clears what is
+/// private downstream of them; returns the entries removed.
+pub fn invalidate_private_tags(tags: &[String]) -> usize {
+    let private: Vec<_> = registry().filter(|f| !f.backend_kind().is_shared() && f.may_carry(tags)).collect();
+    let mut removed: usize =
+        private.iter().flat_map(|f| f.controls()).filter_map(|c| c.clear_own_tagged(tags).ok()).sum();
+    for f in private {
+        removed += crate::clear_private_downstream(f).unwrap_or(0);
+    }
+    removed
+}
+
 /// Removes every entry carrying any of `tags`, in every function and backend of the
 /// program (in every process for the shared ones), then clears the functions that
 /// depend on them; returns the entries removed in all.

@@ -209,6 +209,9 @@ impl Bus {
         if kind == 'T' {
             let tags: Vec<String> = segments.iter().map(|t| (*t).to_owned()).collect();
             listeners.values().flatten().for_each(|listener| listener.invalidate_tagged(&tags));
+            drop(listeners);
+            // The entries private to this process (memory) that carry the tags.
+            memo_core::invalidate_private_tags(&tags);
             return;
         }
         for listener in listeners.get(*ns).into_iter().flatten() {

@@ -65,6 +65,14 @@ where
         self.generation.fetch_add(1, SeqCst);
         self.memory.clear_tagged(doomed).unwrap_or(0)
     }
+
+    /// After another process's clear: the functions downstream whose entries only this
+    /// process can reach (that process cleared the shared ones).
+    fn cascade(&self) {
+        if let Err(err) = memo_core::clear_private_downstream(self.function) {
+            tracing::debug!(function = self.function.path(), %err, "memo-alchemy: a dependent could not be cleared");
+        }
+    }
 }
 
 impl<K, V> Listener for Local<K, V>
@@ -74,6 +82,7 @@ where
 {
     fn invalidate_all(&self) {
         self.invalidate();
+        self.cascade();
     }
 
     fn invalidate_matching(&self, segments: &[&str]) {
@@ -95,6 +104,7 @@ where
                 self.invalidate();
             }
         }
+        self.cascade();
     }
 
     fn invalidate_key(&self, hex: &str) {
@@ -108,11 +118,13 @@ where
                 self.invalidate();
             }
         }
+        self.cascade();
     }
 
     fn invalidate_tagged(&self, tags: &[String]) {
         if let (true, Some(render)) = (self.function.may_carry(tags), self.tags) {
             self.invalidate_where(&|key: &K| render(key).iter().any(|t| tags.contains(t)));
+            self.cascade();
         }
     }
 }
@@ -270,6 +282,10 @@ pub struct DistributedMemoryBackend;
 impl BackendKind for DistributedMemoryBackend {
     fn name(&self) -> &'static str {
         "distributed_memory"
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 
     /// Tells every process to clear a function this process never opened.

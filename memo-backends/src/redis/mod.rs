@@ -378,6 +378,9 @@ macro_rules! redis_kind {
             fn name(&self) -> &'static str {
                 <$codec>::NAME
             }
+            fn is_shared(&self) -> bool {
+                true
+            }
             fn cold_clear(
                 &self,
                 function: &'static CachedFunction,
