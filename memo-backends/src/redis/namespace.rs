@@ -258,6 +258,7 @@ mod tests {
             expire_jitter: None,
             version,
             key_prefix: None,
+            tags: &[],
             dependencies: &[],
         }
     }
