@@ -13,6 +13,17 @@ pub use memo_core::{
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;
 
+/// Spawns an `async` function's background refresh: on the caller's tokio runtime when
+/// there is one, else on the library's refresh threads.
+pub fn spawn(future: memo_core::BoxFuture<'static, ()>) {
+    #[cfg(feature = "redis")]
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        drop(runtime.spawn(future));
+        return;
+    }
+    memo_core::plumbing::block_in_background(future);
+}
+
 /// The owner of an associated function's handle: its `Self`, lifetimes erased, so
 /// that each concrete type of a generic `impl` has entries of its own.
 pub fn owner<T: ?Sized>() -> std::any::TypeId {

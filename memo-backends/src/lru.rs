@@ -30,7 +30,8 @@ pub(crate) struct Lru<K, V> {
 
 /// What a lookup found.
 pub(crate) enum Found<'a, V> {
-    Live(&'a V),
+    /// The value and its expiry time.
+    Live(&'a V, u64),
     Expired,
     Absent,
 }
@@ -78,8 +79,9 @@ impl<K, V> Lru<K, V> {
         }
         self.unlink(index);
         self.push_front(index);
-        match &self.slots[index as usize].entry {
-            Some((_, v)) => Found::Live(v),
+        let slot = &self.slots[index as usize];
+        match &slot.entry {
+            Some((_, v)) => Found::Live(v, slot.expires_at),
             None => Found::Absent,
         }
     }

@@ -51,6 +51,8 @@ pub struct Memory<K, V> {
     expire_ms: Option<u64>,
     /// For each entry's lifetime (`expire`, spread by `expire_jitter`).
     policy: Policy,
+    /// `stale` or `refresh`: hits are judged by their age.
+    fresh: bool,
     strict: Option<StrictKeys<K>>,
     hasher: foldhash::fast::RandomState,
 }
@@ -186,7 +188,14 @@ where
         if expire_ms.is_some() {
             coarse_now_ms(); // starts the ticker now rather than on the first hit
         }
-        Ok(Memory { store, expire_ms, policy, strict, hasher: Default::default() })
+        Ok(Memory {
+            store,
+            expire_ms,
+            policy,
+            fresh: policy.tracks_freshness(),
+            strict,
+            hasher: Default::default(),
+        })
     }
 
     #[inline]
@@ -197,7 +206,7 @@ where
         let found = match &self.store {
             Store::Clock(lock) => lock.read(shard_of(hash, lock.shards()), |c| {
                 match c.map.get(hash, is_expired, |k| key.matches(k)) {
-                    Found::Live(v) => Some(Some(v.clone())),
+                    Found::Live(v, at) => Some(Some((v.clone(), at))),
                     Found::Expired => Some(None),
                     Found::Absent => None,
                 }
@@ -206,12 +215,12 @@ where
                 let mut guard = lock.lock();
                 let state = &mut *guard;
                 match state.map.get(hash, is_expired, |k| key.matches(k)) {
-                    Found::Live(v) => {
+                    Found::Live(v, at) => {
                         // Under the lock anyway: hits count towards admission too.
                         if let Some(sketch) = &mut state.sketch {
                             sketch.increment(hash);
                         }
-                        Some(Some(v.clone()))
+                        Some(Some((v.clone(), at)))
                     }
                     Found::Expired => {
                         state.expirations += 1;
@@ -222,7 +231,8 @@ where
             }
         };
         Ok(match found {
-            Some(Some(v)) => Lookup::Hit(v),
+            Some(Some((v, at))) if self.fresh => self.judged(v, at, hash),
+            Some(Some((v, _))) => Lookup::Hit(v),
             Some(None) => {
                 self.remove_expired(hash, key);
                 Lookup::Miss(())
@@ -234,7 +244,7 @@ where
     fn put(&self, key: K, value: V, fill: Fill<'_, ()>) -> Result<(), Error> {
         let hash = self.hasher.hash_one(&key);
         let now = self.now();
-        let expires_at = self.policy.lifetime_ms(hash).map_or(u64::MAX, |ms| now.saturating_add(ms));
+        let expires_at = self.policy.retention_ms(hash).map_or(u64::MAX, |ms| now.saturating_add(ms));
         // Checked under the lock that clears take: see `Fill`.
         match &self.store {
             Store::Exact(lock) => {
@@ -279,13 +289,15 @@ where
             Map::Exact(lru) => lru.expiry(hash, |k| k == key, |at| at),
             Map::Clock(clock) => clock.expiry(hash, |k| k == key, |at| at),
         });
-        Ok(expires_at.filter(|&at| at > now && at < NEVER_MS).map(|at| Duration::from_millis(at - now)))
+        // The entry is kept `stale` past its lifetime.
+        let lifetime_end = expires_at.filter(|&at| at < NEVER_MS).map(|at| at - self.policy.stale_ms);
+        Ok(lifetime_end.filter(|&end| end > now).map(|end| Duration::from_millis(end - now)))
     }
 
     fn touch(&self, key: &K) -> Result<bool, Error> {
         let now = self.now();
         let hash = self.hasher.hash_one(key);
-        let renewed = self.policy.lifetime_ms(hash).map_or(u64::MAX, |ms| now.saturating_add(ms));
+        let renewed = self.policy.retention_ms(hash).map_or(u64::MAX, |ms| now.saturating_add(ms));
         let restart = |at: u64| if at > now { renewed } else { at };
         let expires_at = self.with_map(key, |map, hash| match map {
             Map::Exact(lru) => lru.expiry(hash, |k| k == key, restart),
@@ -353,6 +365,18 @@ impl<K, V> Memory<K, V>
 where
     K: Hash + Eq,
 {
+    /// A live value, judged by its age for `stale` and `refresh`: it was written its
+    /// retention before it expires at `at`.
+    #[cold]
+    fn judged(&self, value: V, at: u64, hash: u64) -> Lookup<V, ()> {
+        match self.policy.retention_ms(hash) {
+            Some(retention) if at < NEVER_MS => {
+                Lookup::of(value, || (), self.policy.freshness(at - retention, self.now(), hash))
+            }
+            _ => Lookup::Hit(value),
+        }
+    }
+
     /// Runs `f` on the map that holds `key`, with `key`'s hash, under its lock.
     fn with_map<R>(&self, key: &K, f: impl FnOnce(Map<'_, K, V>, u64) -> R) -> R {
         let hash = self.hasher.hash_one(key);
@@ -413,7 +437,7 @@ mod tests {
                         let hash = hasher.hash_one(key);
                         let shard = shard_of(hash, n);
                         let found = lock.read(shard, |c| match c.map.get(hash, |_| false, |k| *k == key) {
-                            Found::Live(v) => Some(*v),
+                            Found::Live(v, _) => Some(*v),
                             _ => None,
                         });
                         match found {

@@ -109,7 +109,7 @@ impl<K, V> SecondChance<K, V> {
         if expiry & REFERENCED == 0 {
             entry.expiry.store(expiry | REFERENCED, Relaxed);
         }
-        Found::Live(&entry.value)
+        Found::Live(&entry.value, expiry & NEVER)
     }
 
     /// Removes the entry for which `eq` holds; its expiry time, if there was one.
@@ -242,7 +242,7 @@ mod tests {
     }
 
     fn has(map: &SecondChance<u64, u64>, k: u64) -> bool {
-        matches!(map.get(hash(&k), |_| false, |x| *x == k), Found::Live(_))
+        matches!(map.get(hash(&k), |_| false, |x| *x == k), Found::Live(..))
     }
 
     #[test]
@@ -277,7 +277,7 @@ mod tests {
     fn expired_entries_are_reported_then_removed() {
         let mut map = SecondChance::new();
         map.insert(hash(&1), 1, 10, 50, 0, None, hash);
-        assert!(matches!(map.get(hash(&1), |at| at <= 49, |x| *x == 1), Found::Live(10)));
+        assert!(matches!(map.get(hash(&1), |at| at <= 49, |x| *x == 1), Found::Live(10, _)));
         assert!(matches!(map.get(hash(&1), |at| at <= 50, |x| *x == 1), Found::Expired));
         assert!(!map.remove_expired(hash(&1), 49, |x| *x == 1));
         assert!(map.remove_expired(hash(&1), 50, |x| *x == 1));

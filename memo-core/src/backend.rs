@@ -14,14 +14,28 @@ pub enum Lookup<V, T> {
     Hit(V),
     /// No value; the ticket goes back to the store with the computed value.
     Miss(T),
+    /// A value past its lifetime, kept by `stale`: a miss, whose computation falls back
+    /// on it when the body fails.
+    Stale(V, T),
+    /// A value older than `refresh`: served, and recomputed in the background.
+    Refresh(V, T),
 }
 
 impl<V, T> Lookup<V, T> {
-    /// The value of a hit.
+    /// The value a call would be served: a hit's, or one due for a refresh.
     pub fn hit(self) -> Option<V> {
         match self {
-            Lookup::Hit(v) => Some(v),
-            Lookup::Miss(_) => None,
+            Lookup::Hit(v) | Lookup::Refresh(v, _) => Some(v),
+            Lookup::Miss(_) | Lookup::Stale(..) => None,
+        }
+    }
+
+    /// A lookup of a value written at `written_ms` (a hit), as `freshness` says it is.
+    pub fn of(value: V, ticket: impl FnOnce() -> T, freshness: crate::Freshness) -> Lookup<V, T> {
+        match freshness {
+            crate::Freshness::Fresh => Lookup::Hit(value),
+            crate::Freshness::Refresh => Lookup::Refresh(value, ticket()),
+            crate::Freshness::Stale => Lookup::Stale(value, ticket()),
         }
     }
 }

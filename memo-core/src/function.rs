@@ -43,6 +43,10 @@ pub struct Decl {
     pub expire: Option<Expire>,
     /// `expire_jitter`, in percent, if the attribute set one.
     pub expire_jitter: Option<u8>,
+    /// `stale`, in seconds (0: off).
+    pub stale: u32,
+    /// `refresh`, in seconds (0: off).
+    pub refresh: u32,
     /// `version`: part of the key, so that entries of other versions are never read.
     pub version: u32,
     pub key_prefix: Option<&'static str>,
@@ -174,6 +178,8 @@ impl CachedFunction {
             limit: self.decl.limit.unwrap_or(config.default_limit()),
             expire: self.decl.expire.unwrap_or(config.default_expire()),
             expire_jitter: self.decl.expire_jitter.unwrap_or(config.default_expire_jitter()),
+            stale_ms: u64::from(self.decl.stale) * 1000,
+            refresh_ms: u64::from(self.decl.refresh) * 1000,
         }
     }
 
@@ -273,6 +279,8 @@ impl CachedFunction {
             total.evictions += s.evictions;
             total.expirations += s.expirations;
             total.errors += s.errors;
+            total.stale_hits += s.stale_hits;
+            total.refreshes += s.refreshes;
             total.len = match (total.len, s.len) {
                 (Some(a), Some(b)) => Some(a + b),
                 (None, Some(b)) => Some(b),

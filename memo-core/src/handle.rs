@@ -25,15 +25,27 @@ pub struct FunctionCache<K, V, B> {
     pub(crate) generation: AtomicU64,
     /// Renders an entry's tags (`tags = [...]`).
     tags: Option<RenderTags<K>>,
-    flights: Flights<K, V>,
-    counters: Counters,
+    pub(crate) flights: Flights<K, V>,
+    pub(crate) counters: Counters,
 }
 
-/// A lookup that found nothing: what the computation needs to store its value.
+/// A lookup that found nothing fresh: what the computation needs to store its value,
+/// and the stale value to fall back on (`stale = N`) when the body fails.
 #[derive(Debug)]
-pub struct Miss<K, T> {
+pub struct Miss<K, V, T> {
     /// `None`: run the body and store nothing.
-    fill: Option<(K, T)>,
+    pub(crate) fill: Option<(K, T)>,
+    fallback: Option<V>,
+}
+
+/// What running the body gave.
+enum Ran<V, R> {
+    /// A value to store.
+    Value(V),
+    /// A return value not to store (an `Err`).
+    Uncached(R),
+    /// A panic, caught because there is a stale value to fall back on.
+    Panicked,
 }
 
 impl<K, V, B> FunctionCache<K, V, B>
@@ -81,7 +93,7 @@ where
     /// Looks `key` up; a miss carries what the computation needs to store its value.
     #[doc(hidden)]
     #[inline]
-    pub fn lookup<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Lookup<V, Miss<K, B::Ticket>> {
+    pub fn lookup<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Lookup<V, Miss<K, V, B::Ticket>> {
         let Some(store) = &self.store else { return self.uncached() };
         match store.get(key) {
             Ok(found) => self.count(found, || key.to_owned_key()),
@@ -99,7 +111,10 @@ where
 
     /// [`lookup`](FunctionCache::lookup) for `async` functions.
     #[doc(hidden)]
-    pub async fn lookup_async<Q: KeyRef<K> + Sync + ?Sized>(&self, key: &Q) -> Lookup<V, Miss<K, B::Ticket>> {
+    pub async fn lookup_async<Q: KeyRef<K> + Sync + ?Sized>(
+        &self,
+        key: &Q,
+    ) -> Lookup<V, Miss<K, V, B::Ticket>> {
         let Some(store) = &self.store else { return self.uncached() };
         match store.get_async(key).await {
             Ok(found) => self.count(found, || key.to_owned_key()),
@@ -108,7 +123,11 @@ where
     }
 
     #[inline]
-    fn count(&self, found: Lookup<V, B::Ticket>, key: impl FnOnce() -> K) -> Lookup<V, Miss<K, B::Ticket>> {
+    fn count(
+        &self,
+        found: Lookup<V, B::Ticket>,
+        key: impl FnOnce() -> K,
+    ) -> Lookup<V, Miss<K, V, B::Ticket>> {
         match found {
             Lookup::Hit(v) => {
                 self.counters.hit();
@@ -116,18 +135,26 @@ where
             }
             Lookup::Miss(ticket) => {
                 self.counters.miss();
-                Lookup::Miss(Miss { fill: Some((key(), ticket)) })
+                Lookup::Miss(Miss { fill: Some((key(), ticket)), fallback: None })
+            }
+            Lookup::Stale(v, ticket) => {
+                self.counters.miss();
+                Lookup::Miss(Miss { fill: Some((key(), ticket)), fallback: Some(v) })
+            }
+            Lookup::Refresh(v, ticket) => {
+                self.counters.hit();
+                Lookup::Refresh(v, Miss { fill: Some((key(), ticket)), fallback: None })
             }
         }
     }
 
-    fn uncached(&self) -> Lookup<V, Miss<K, B::Ticket>> {
+    fn uncached(&self) -> Lookup<V, Miss<K, V, B::Ticket>> {
         self.counters.miss();
-        Lookup::Miss(Miss { fill: None })
+        Lookup::Miss(Miss { fill: None, fallback: None })
     }
 
     #[cold]
-    fn failed(&self, err: &Error) -> Lookup<V, Miss<K, B::Ticket>> {
+    fn failed(&self, err: &Error) -> Lookup<V, Miss<K, V, B::Ticket>> {
         self.report(err);
         self.uncached()
     }
@@ -137,7 +164,7 @@ where
     #[doc(hidden)]
     pub fn compute<R, M: Mode<R, Value = V>>(
         &self,
-        miss: Miss<K, B::Ticket>,
+        miss: Miss<K, V, B::Ticket>,
         discard: fn(&R) -> bool,
         body: impl FnOnce() -> R,
     ) -> R {
@@ -145,8 +172,14 @@ where
             return body();
         };
         // Blocking I/O is never pending: one poll runs the whole computation.
-        let computation =
-            pin!(self.fill::<R, M, Blocking>(store, key, ticket, discard, async move { body() }));
+        let computation = pin!(self.fill::<R, M, Blocking>(
+            store,
+            key,
+            ticket,
+            miss.fallback,
+            discard,
+            async move { body() }
+        ));
         match computation.poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(ret) => ret,
             Poll::Pending => unreachable!("a blocking computation is never pending"),
@@ -157,24 +190,27 @@ where
     #[doc(hidden)]
     pub async fn compute_async<R, M: Mode<R, Value = V>>(
         &self,
-        miss: Miss<K, B::Ticket>,
+        miss: Miss<K, V, B::Ticket>,
         discard: fn(&R) -> bool,
         body: impl Future<Output = R>,
     ) -> R {
         let (Some(store), Some((key, ticket))) = (&self.store, miss.fill) else {
             return body.await;
         };
-        self.fill::<R, M, Async>(store, key, ticket, discard, body).await
+        self.fill::<R, M, Async>(store, key, ticket, miss.fallback, discard, body).await
     }
 
     /// The computation of a miss, written once for blocking and `async` callers (`X`
     /// says how to wait and to reach the store): join the key's flight, lead or wait;
     /// the leader runs the body and stores its value, unless a clear began meanwhile.
+    /// When the body fails (an `Err`, or a panic) and a stale value is at hand, that
+    /// value is returned instead, counted as a stale hit.
     async fn fill<R, M: Mode<R, Value = V>, X: Exec<K, V, B>>(
         &self,
         store: &B,
         key: K,
         mut ticket: B::Ticket,
+        fallback: Option<V>,
         discard: fn(&R) -> bool,
         body: impl Future<Output = R>,
     ) -> R {
@@ -186,9 +222,12 @@ where
                     // Side by side with the other waiters, rather than one after another.
                     Outcome::Failed => {
                         let started = self.generation.load(Ordering::Acquire);
-                        let value = match split::<R, M>(body.await, discard) {
-                            Ok(value) => value,
-                            Err(uncached) => return uncached,
+                        let value = match self.run::<R, M>(body, discard, fallback.is_some()).await {
+                            Ran::Value(value) => value,
+                            Ran::Uncached(ret) => return self.fall_back::<R, M>(fallback).unwrap_or(ret),
+                            Ran::Panicked => {
+                                return self.fall_back::<R, M>(fallback).expect("caught with one")
+                            }
                         };
                         let fill = Fill::new(&self.generation, started, ticket);
                         if let Err(err) = X::put(store, key, value.clone(), fill).await {
@@ -203,19 +242,23 @@ where
         // A leader that finished between our lookup and our join has stored its value.
         if B::RECHECK_ON_LEAD {
             match X::get(store, &OwnedKey(&key)).await {
-                Ok(Lookup::Hit(v)) => {
+                Ok(Lookup::Hit(v) | Lookup::Refresh(v, _)) => {
                     leader.publish(&v);
                     return M::join(v);
                 }
-                Ok(Lookup::Miss(fresh)) => ticket = fresh,
+                Ok(Lookup::Miss(fresh) | Lookup::Stale(_, fresh)) => ticket = fresh,
                 Err(err) => self.report(&err),
             }
         }
-        let value = match split::<R, M>(body.await, discard) {
-            Ok(value) => value,
-            Err(uncached) => {
+        let value = match self.run::<R, M>(body, discard, fallback.is_some()).await {
+            Ran::Value(value) => value,
+            Ran::Uncached(ret) => {
                 leader.fail();
-                return uncached;
+                return self.fall_back::<R, M>(fallback).unwrap_or(ret);
+            }
+            Ran::Panicked => {
+                leader.fail();
+                return self.fall_back::<R, M>(fallback).expect("caught with one");
             }
         };
         let fill = Fill::new(&self.generation, leader.generation(), ticket);
@@ -224,6 +267,34 @@ where
         }
         leader.publish(&value);
         M::join(value)
+    }
+
+    /// Runs the body; a panic is caught only when `catch` (there is a value to fall back on).
+    async fn run<R, M: Mode<R, Value = V>>(
+        &self,
+        body: impl Future<Output = R>,
+        discard: fn(&R) -> bool,
+        catch: bool,
+    ) -> Ran<V, R> {
+        let ret = if catch {
+            match CatchUnwind(Box::pin(body)).await {
+                Ok(ret) => ret,
+                Err(_) => return Ran::Panicked,
+            }
+        } else {
+            body.await
+        };
+        match split::<R, M>(ret, discard) {
+            Ok(value) => Ran::Value(value),
+            Err(ret) => Ran::Uncached(ret),
+        }
+    }
+
+    /// The stale value as the function's return value, counted, if there is one.
+    fn fall_back<R, M: Mode<R, Value = V>>(&self, fallback: Option<V>) -> Option<R> {
+        let value = fallback?;
+        self.counters.stale_hit();
+        Some(M::join(value))
     }
 
     /// Counts a store failure. The store logs its own outages, once when it goes down
@@ -345,8 +416,24 @@ impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static, B: Backend<K, V
     }
 }
 
+/// A future that turns a panic while polling into an `Err`.
+pub(crate) struct CatchUnwind<F>(pub(crate) std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(ret)) => Poll::Ready(Ok(ret)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
 /// The value to cache, or the return value to hand back uncached.
-fn split<R, M: Mode<R>>(ret: R, discard: fn(&R) -> bool) -> Result<M::Value, R> {
+pub(crate) fn split<R, M: Mode<R>>(ret: R, discard: fn(&R) -> bool) -> Result<M::Value, R> {
     if discard(&ret) {
         Err(ret)
     } else {

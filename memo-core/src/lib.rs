@@ -17,6 +17,7 @@ mod health;
 mod key;
 mod mode;
 mod policy;
+mod refresh;
 mod stats;
 mod tags;
 
@@ -35,7 +36,7 @@ pub use graph::{
 pub use handle::FunctionCache;
 pub use health::Health;
 pub use key::{Field, KeyRef, Selector, StrictKeys};
-pub use policy::{jitter_from_setting, Expire, Limit, Policy, MAX_EXPIRE_JITTER, SETTING_RULE};
+pub use policy::{jitter_from_setting, Expire, Freshness, Limit, Policy, MAX_EXPIRE_JITTER, SETTING_RULE};
 pub use stats::CacheStats;
 pub use tags::{
     invalidate_private_tags, invalidate_tags, invalidate_tags_async, may_carry, template_matches, RenderTags,
@@ -50,6 +51,7 @@ pub mod plumbing {
     pub use crate::handle::Miss;
     pub use crate::key::StrictArgs;
     pub use crate::mode::{Fallible, Mode, Plain};
+    pub use crate::refresh::block_in_background;
     pub use crate::stats::Stripes;
 }
 

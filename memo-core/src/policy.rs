@@ -150,9 +150,70 @@ pub struct Policy {
     /// How far, in percent either way, each entry's lifetime is spread around `expire`,
     /// so that entries stored together do not expire together.
     pub expire_jitter: u8,
+    /// `stale`: how long, in ms, an expired value is kept to fall back on when the body
+    /// fails; 0 for not at all.
+    pub stale_ms: u64,
+    /// `refresh`: the age, in ms, past which a hit recomputes the entry in the
+    /// background; 0 for never.
+    pub refresh_ms: u64,
+}
+
+/// How fresh a stored value is, for `stale` and `refresh` (see [`Policy::freshness`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Within its lifetime, and younger than `refresh`.
+    Fresh,
+    /// Within its lifetime, older than `refresh`: served, and recomputed in the background.
+    Refresh,
+    /// Past its lifetime, within `stale`: a miss, whose computation falls back on it
+    /// when the body fails.
+    Stale,
 }
 
 impl Policy {
+    /// A policy with no `expire_jitter`, `stale` or `refresh`.
+    pub fn new(limit: Limit, expire: Expire) -> Policy {
+        Policy { limit, expire, expire_jitter: 0, stale_ms: 0, refresh_ms: 0 }
+    }
+
+    /// How long a store keeps the entry whose key hashes to `hash`, in ms: its lifetime,
+    /// plus `stale`. `None` for never.
+    pub fn retention_ms(&self, hash: u64) -> Option<u64> {
+        self.lifetime_ms(hash).map(|ms| ms + self.stale_ms)
+    }
+
+    /// The longest [`retention_ms`](Policy::retention_ms) of any entry.
+    pub fn max_retention_ms(&self) -> Option<u64> {
+        self.max_lifetime_ms().map(|ms| ms + self.stale_ms)
+    }
+
+    /// Whether `stale` or `refresh` asks stores to tell how fresh each value is.
+    pub fn tracks_freshness(&self) -> bool {
+        self.stale_ms != 0 || self.refresh_ms != 0
+    }
+
+    /// How fresh the value of the entry whose key hashes to `hash`, written at
+    /// `written_ms`, is at `now_ms` (all by the same clock). Without an expiry, only
+    /// `refresh` applies.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use memo_core::{Expire, Freshness, Limit, Policy};
+    ///
+    /// let policy = Policy { stale_ms: 5_000, refresh_ms: 2_000, ..Policy::new(Limit::Unbounded, Expire::After(Duration::from_secs(10))) };
+    /// assert_eq!(policy.freshness(0, 1_000, 7), Freshness::Fresh);
+    /// assert_eq!(policy.freshness(0, 3_000, 7), Freshness::Refresh);
+    /// assert_eq!(policy.freshness(0, 11_000, 7), Freshness::Stale);
+    /// ```
+    pub fn freshness(&self, written_ms: u64, now_ms: u64, hash: u64) -> Freshness {
+        let age = now_ms.saturating_sub(written_ms);
+        match self.lifetime_ms(hash) {
+            Some(lifetime) if age >= lifetime => Freshness::Stale,
+            _ if self.refresh_ms != 0 && age >= self.refresh_ms => Freshness::Refresh,
+            _ => Freshness::Fresh,
+        }
+    }
+
     /// Whether caching is on: neither `limit` nor `expire` is `Off`.
     pub fn caches(&self) -> bool {
         self.limit != Limit::Off && self.expire != Expire::Off
@@ -171,7 +232,7 @@ impl Policy {
     /// use std::time::Duration;
     /// use memo_core::{Expire, Limit, Policy};
     ///
-    /// let policy = Policy { limit: Limit::Unbounded, expire: Expire::After(Duration::from_secs(10)), expire_jitter: 20 };
+    /// let policy = Policy { expire_jitter: 20, ..Policy::new(Limit::Unbounded, Expire::After(Duration::from_secs(10))) };
     /// let lifetimes: Vec<u64> = (0..1000_u64).filter_map(|h| policy.lifetime_ms(h.wrapping_mul(0x9e37_79b9_7f4a_7c15))).collect();
     /// assert!(lifetimes.iter().all(|ms| (8_000..=12_000).contains(ms)));
     /// assert!(lifetimes.iter().min() < Some(&8_500) && lifetimes.iter().max() > Some(&11_500));

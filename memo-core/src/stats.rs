@@ -22,6 +22,11 @@ pub struct CacheStats {
     pub expirations: u64,
     /// Store failures that the function survived by computing directly.
     pub errors: u64,
+    /// Calls whose body failed and that were served an expired value kept by `stale`
+    /// (counted as misses too).
+    pub stale_hits: u64,
+    /// Entries recomputed in the background by `refresh`.
+    pub refreshes: u64,
     /// Entries currently stored, where the backend knows it.
     pub len: Option<usize>,
 }
@@ -32,6 +37,8 @@ pub struct CacheStats {
 pub(crate) struct Counters {
     calls: Stripes<Tally>,
     errors: AtomicU64,
+    stale_hits: AtomicU64,
+    refreshes: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +63,14 @@ impl Counters {
     pub(crate) fn error(&self) {
         self.errors.fetch_add(1, Relaxed);
     }
+    /// Counts one stale value served.
+    pub(crate) fn stale_hit(&self) {
+        self.stale_hits.fetch_add(1, Relaxed);
+    }
+    /// Counts one background refresh stored.
+    pub(crate) fn refreshed(&self) {
+        self.refreshes.fetch_add(1, Relaxed);
+    }
     /// Reads the counters, with the backend's length.
     pub(crate) fn snapshot(&self, len: Option<usize>) -> CacheStats {
         let sum = |field: fn(&Tally) -> &AtomicU64| self.calls.iter().map(|t| field(t).load(Relaxed)).sum();
@@ -65,6 +80,8 @@ impl Counters {
             evictions: 0,
             expirations: 0,
             errors: self.errors.load(Relaxed),
+            stale_hits: self.stale_hits.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
             len,
         }
     }

@@ -20,10 +20,25 @@ const CACHE_KEY_PREFIX: &str = "cache_key_prefix";
 const VERSION: &str = "version";
 const EXPIRE_JITTER: &str = "expire_jitter";
 const TAGS: &str = "tags";
-const KEYS: &str =
-    "limit, expire, expire_jitter, is_method, strict, backend, dependency, cache_key_prefix, version, tags";
-const ALL_KEYS: [&str; 10] =
-    [LIMIT, EXPIRE, EXPIRE_JITTER, IS_METHOD, STRICT, BACKEND, DEPENDENCY, CACHE_KEY_PREFIX, VERSION, TAGS];
+const STALE: &str = "stale";
+const REFRESH: &str = "refresh";
+const KEYS: &str = "limit, expire, expire_jitter, is_method, strict, backend, dependency, cache_key_prefix, version, tags, stale, refresh";
+const ALL_KEYS: [&str; 12] = [
+    LIMIT,
+    EXPIRE,
+    EXPIRE_JITTER,
+    IS_METHOD,
+    STRICT,
+    BACKEND,
+    DEPENDENCY,
+    CACHE_KEY_PREFIX,
+    VERSION,
+    TAGS,
+    STALE,
+    REFRESH,
+];
+/// The longest `stale` or `refresh`, in seconds: a year.
+const MAX_SECONDS: i64 = 31_536_000;
 
 /// A backend known by name: the one place where a name maps to a type. A new backend
 /// is one line here and one file in memo-backends.
@@ -120,6 +135,9 @@ pub(crate) struct Attr {
     pub(crate) expire_jitter: Setting<(u8, Span)>,
     /// Tag templates; `valid` checks that each `{name}` names an argument.
     pub(crate) tags: Setting<Vec<LitStr>>,
+    /// Seconds, and the value's span for errors that involve another key.
+    pub(crate) stale: Setting<(u32, Span)>,
+    pub(crate) refresh: Setting<(u32, Span)>,
 }
 
 impl Attr {
@@ -157,6 +175,8 @@ impl Attr {
             version: Setting::new(VERSION),
             expire_jitter: Setting::new(EXPIRE_JITTER),
             tags: Setting::new(TAGS),
+            stale: Setting::new(STALE),
+            refresh: Setting::new(REFRESH),
         };
         let entries = match Punctuated::<Entry, Token![,]>::parse_terminated.parse2(args) {
             Ok(entries) => entries,
@@ -238,6 +258,16 @@ impl Attr {
                         attr.tags.set(cx, key, tags);
                     }
                 }
+                STALE => {
+                    if let Some(n) = seconds(cx, STALE, value) {
+                        attr.stale.set(cx, key, (n, span_of(value)));
+                    }
+                }
+                REFRESH => {
+                    if let Some(n) = seconds(cx, REFRESH, value) {
+                        attr.refresh.set(cx, key, (n, span_of(value)));
+                    }
+                }
                 _ => cx.error(key, unknown_key_message(&name)),
             }
         }
@@ -308,6 +338,8 @@ fn bare_key_message(key: &Path) -> String {
         VERSION => "version = 2",
         EXPIRE_JITTER => "expire_jitter = 10",
         TAGS => "tags = [\"user:{id}\"]",
+        STALE => "stale = 300",
+        REFRESH => "refresh = 30",
         _ => return unknown_key_message(&name),
     };
     format!("`{name}` needs a value: write `{example}`")
@@ -320,6 +352,8 @@ fn unknown_key_message(name: &str) -> String {
         "size" | "maxsize" | "max_size" | "capacity" => Some(LIMIT),
         "dependencies" | "depends_on" | "deps" => Some(DEPENDENCY),
         "tag" | "labels" => Some(TAGS),
+        "serve_stale" | "stale_ttl" | "grace" => Some(STALE),
+        "refresh_after" | "refresh_ahead" | "early_refresh" => Some(REFRESH),
         _ => ALL_KEYS
             .into_iter()
             .map(|k| (edit_distance(name, k), k))
@@ -502,4 +536,19 @@ pub(crate) fn template(text: &str) -> Result<Vec<Piece>, String> {
         pieces.push(Piece::Text(rest.to_owned()));
     }
     Ok(pieces)
+}
+
+/// `stale` and `refresh`: whole seconds, from 1 to a year.
+fn seconds(cx: &mut Ctxt, name: &str, value: &Expr) -> Option<u32> {
+    match whole(value) {
+        Some(n) if (1..=MAX_SECONDS).contains(&n) => u32::try_from(n).ok(),
+        Some(n) => {
+            cx.error(value, format!("`{name} = {n}` is out of range: give 1 to {MAX_SECONDS} seconds, or leave `{name}` out to turn it off"));
+            None
+        }
+        None => {
+            cx.error(value, format!("`{name}` takes a whole number of seconds, e.g. `{name} = 30`"));
+            None
+        }
+    }
 }

@@ -39,6 +39,7 @@ pub(crate) fn expand(m: &Model<'_>) -> Expansion {
     let accessor = accessor(m);
     let bounds = bounds(m);
     let item = wrapped(m);
+    let fresh = fresh_copy(m);
     let builder = if m.strict { builder(m) } else { TokenStream::new() };
     let controls = controls(m);
     match m.home {
@@ -57,13 +58,13 @@ pub(crate) fn expand(m: &Model<'_>) -> Expansion {
             };
             Expansion {
                 item: quote!(#bounds #item),
-                associated: quote!(#registration #accessor #builder #module),
+                associated: quote!(#registration #accessor #builder #module #fresh),
                 outside: TokenStream::new(),
             }
         }
         Home::Impl { .. } => Expansion {
             item,
-            associated: quote!(#bounds #registration #accessor #controls),
+            associated: quote!(#bounds #registration #accessor #controls #fresh),
             outside: builder,
         },
     }
@@ -90,6 +91,7 @@ fn registration(m: &Model<'_>) -> TokenStream {
     };
     let deps = &m.dependencies;
     let tags = &m.tags;
+    let (stale, refresh) = (m.stale, m.refresh);
     quote! {
         #[doc(hidden)]
         #[allow(non_snake_case)]
@@ -111,6 +113,8 @@ fn registration(m: &Model<'_>) -> TokenStream {
                     version: #version,
                     key_prefix: #prefix,
                     tags: &[#(#tags),*],
+                    stale: #stale,
+                    refresh: #refresh,
                     dependencies: &[#(#deps),*],
                 });
             ::memo_alchemy::__private::inventory::submit! {
@@ -281,11 +285,18 @@ fn wrapped(m: &Model<'_>) -> TokenStream {
     };
     let borrows = m.parts.iter().map(|p| &p.borrow);
     let key = quote!((#(#borrows,)*));
+    let join = quote!(return <#mode as ::memo_alchemy::__private::Mode<#output>>::join(#value););
+    let refresh = refresh_call(m, &cache, &probe, &discard);
     let hit = quote! {
         ::memo_alchemy::__private::Lookup::Hit(#value) => {
-            return <#mode as ::memo_alchemy::__private::Mode<#output>>::join(#value);
+            #join
         }
-        ::memo_alchemy::__private::Lookup::Miss(#miss) => #miss,
+        ::memo_alchemy::__private::Lookup::Refresh(#value, #miss) => {
+            #refresh
+            #join
+        }
+        // A stale value comes as a miss with something to fall back on.
+        ::memo_alchemy::__private::Lookup::Miss(#miss) | ::memo_alchemy::__private::Lookup::Stale(_, #miss) => #miss,
     };
     let body = if m.is_async {
         quote! {
@@ -320,6 +331,77 @@ fn wrapped(m: &Model<'_>) -> TokenStream {
         #vis #sig {
             #body
         }
+    }
+}
+
+/// With `refresh`, the statement that hands a due entry (`__memo_miss`) to a background
+/// recompute, which runs the function's uncached copy on the entry's owned key;
+/// without, one that drops it.
+fn refresh_call(m: &Model<'_>, cache: &Ident, probe: &TokenStream, discard: &Ident) -> TokenStream {
+    let miss = local("__memo_miss");
+    if m.refresh == 0 {
+        return quote!(let _ = #miss;);
+    }
+    let (this, key) = (local("__memo_this"), local("__memo_key"));
+    let receiver_in_key = m.parts.iter().any(|p| p.name == "self");
+    let names: Vec<&Ident> = m.func.args.iter().map(|a| &a.name).collect();
+    let this_pat = receiver_in_key.then(|| quote!(mut #this,));
+    let passed = m.func.args.iter().map(|a| {
+        let name = &a.name;
+        if a.by_ref {
+            quote!(&#name)
+        } else {
+            quote!(#name)
+        }
+    });
+    let fresh = &m.names.fresh;
+    let callee = match (&m.home, receiver_in_key) {
+        (Home::Module, _) => quote!(#fresh),
+        (Home::Impl { .. }, true) => quote!(#this.#fresh),
+        (Home::Impl { .. }, false) => quote!(Self::#fresh),
+    };
+    let (key_ty, output, mode) = (&m.key_ty, &m.output, &m.mode);
+    let unpack = quote! {
+        #[allow(unused_mut)]
+        let (#this_pat #(#names,)*) = #key;
+    };
+    if m.is_async {
+        quote! {
+            #probe
+            #cache.refresh_async::<#output, #mode, _>(
+                #miss,
+                #discard,
+                move |#key: #key_ty| async move {
+                    #unpack
+                    #callee(#(#passed),*).await
+                },
+                ::memo_alchemy::__private::spawn,
+            );
+        }
+    } else {
+        quote! {
+            #probe
+            #cache.refresh::<#output, #mode>(#miss, #discard, move |#key: #key_ty| {
+                #unpack
+                #callee(#(#passed),*)
+            });
+        }
+    }
+}
+
+/// With `refresh`, an uncached copy of the function (same signature and body) that a
+/// background refresh runs; nothing without.
+fn fresh_copy(m: &Model<'_>) -> TokenStream {
+    if m.refresh == 0 {
+        return TokenStream::new();
+    }
+    let mut sig = m.func.item.sig.clone();
+    sig.ident = m.names.fresh.clone();
+    let block = &m.func.item.block;
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_snake_case, clippy::too_many_arguments, clippy::needless_pass_by_value)]
+        #sig #block
     }
 }
 

@@ -50,6 +50,8 @@ pub(crate) struct Names {
     pub(crate) stats: Ident,
     pub(crate) entry: Ident,
     pub(crate) many: Ident,
+    /// The uncached copy of the function that a background refresh runs.
+    pub(crate) fresh: Ident,
 }
 
 /// The name of a cached function's `CachedFunction` accessor, from its own name: the
@@ -87,6 +89,7 @@ impl Names {
             stats: format_ident!("{controls}cache_stats"),
             entry: format_ident!("{controls}cache_entry"),
             many: format_ident!("{controls}cache_many"),
+            fresh: format_ident!("__memo_{raw}_fresh"),
         }
     }
 }
@@ -112,6 +115,9 @@ pub(crate) struct Model<'a> {
     pub(crate) key_prefix: Option<LitStr>,
     /// Tag templates as written.
     pub(crate) tags: Vec<LitStr>,
+    /// `stale` and `refresh`, in seconds (0: off).
+    pub(crate) stale: u32,
+    pub(crate) refresh: u32,
     /// The `CachedFunction` accessors of the declared dependencies.
     pub(crate) dependencies: Vec<TokenStream>,
     /// The backend's kind, a type path.
@@ -185,6 +191,8 @@ impl<'a> Model<'a> {
             version: attr.version.value.unwrap_or(0),
             key_prefix: attr.cache_key_prefix.value.clone(),
             tags: attr.tags.value.clone().unwrap_or_default(),
+            stale: attr.stale.value.map_or(0, |(n, _)| n),
+            refresh: attr.refresh.value.map_or(0, |(n, _)| n),
             dependencies: attr.dependency.value.iter().flatten().map(dependency_fn).collect(),
             kind,
             key_ty,

@@ -21,6 +21,30 @@ pub(crate) fn check(cx: &mut Ctxt, attr: &Attr, func: &Func) {
             ));
         }
     }
+    for (name, setting) in [("stale", &attr.stale), ("refresh", &attr.refresh)] {
+        if let (Some((_, span)), Some(expire)) = (setting.value, attr.expire.value) {
+            if expire < 0 {
+                cx.syn_error(syn::Error::new(
+                    span,
+                    format!("`{name}` works on entries that expire, but with `expire = {expire}` they never do: set an `expire` or remove `{name}`"),
+                ));
+            }
+        }
+    }
+    if let (Some((refresh, span)), Some(expire)) = (attr.refresh.value, attr.expire.value) {
+        if expire > 0 && i64::from(refresh) >= expire {
+            cx.syn_error(syn::Error::new(
+                span,
+                format!("`refresh = {refresh}` must be shorter than `expire = {expire}`: an entry is refreshed before it expires"),
+            ));
+        }
+    }
+    if let (Some((_, span)), Some((true, _))) = (attr.refresh.value, attr.is_method.value) {
+        cx.syn_error(syn::Error::new(
+            span,
+            "`refresh` recomputes in the background, on the receiver kept in the key; with `is_method = true` there is none: remove one of them",
+        ));
+    }
     for tag in attr.tags.value.iter().flatten() {
         match crate::attr::template(&tag.value()) {
             Ok(pieces) => {

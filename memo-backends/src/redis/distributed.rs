@@ -197,9 +197,12 @@ where
             self.local.epoch.store(epoch, SeqCst);
         }
         let generation = self.local.generation.load(SeqCst);
+        let ticket = Ticket { generation, epoch };
         Ok(match self.local.memory.get(key)? {
             Lookup::Hit(v) => Lookup::Hit(v),
-            Lookup::Miss(()) => Lookup::Miss(Ticket { generation, epoch }),
+            Lookup::Miss(()) => Lookup::Miss(ticket),
+            Lookup::Stale(v, ()) => Lookup::Stale(v, ticket),
+            Lookup::Refresh(v, ()) => Lookup::Refresh(v, ticket),
         })
     }
 

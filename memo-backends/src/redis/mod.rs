@@ -98,12 +98,24 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
 
     /// A value read from Redis; one that does not decode, or carries no epoch tag, is
     /// a miss, counted.
-    fn found(&self, found: ops::Found, ticket: RedisTicket) -> Lookup<V, RedisTicket>
+    /// With `stale` or `refresh`, the value's write time says how fresh it is.
+    fn found(&self, found: ops::Found, entry: &str, ticket: RedisTicket) -> Lookup<V, RedisTicket>
     where
         V: DeserializeOwned,
     {
         let reason = match found {
             ops::Found::Nothing => return Lookup::Miss(ticket),
+            ops::Found::Value(bytes) if self.policy.tracks_freshness() => match namespace::unstamp(&bytes) {
+                Some((written, payload)) => match C::decode::<V>(payload) {
+                    Ok(v) => {
+                        let hash = namespace::fnv1a(entry.as_bytes());
+                        let freshness = self.policy.freshness(written, wall_ms(), hash);
+                        return Lookup::of(v, || ticket, freshness);
+                    }
+                    Err(reason) => reason,
+                },
+                None => "the value carries no write time".to_owned(),
+            },
             ops::Found::Value(bytes) => match C::decode::<V>(&bytes) {
                 Ok(v) => return Lookup::Hit(v),
                 Err(reason) => reason,
@@ -119,6 +131,24 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
         Lookup::Miss(ticket)
     }
 
+    /// The lifetime left to an entry that Redis keeps `ms` more (its lifetime, then `stale`).
+    fn lifetime_left(&self, ms: Option<u64>) -> Option<Duration> {
+        let left = ms?.checked_sub(self.policy.stale_ms)?;
+        (left > 0).then(|| Duration::from_millis(left))
+    }
+
+    /// What `get_many` found: the values a call would be served.
+    fn hits(&self, found: Vec<ops::Found>, entries: &[String]) -> Vec<Option<V>>
+    where
+        V: DeserializeOwned,
+    {
+        found
+            .into_iter()
+            .zip(entries)
+            .map(|(f, entry)| self.found(f, entry, RedisTicket::default()).hit())
+            .collect()
+    }
+
     /// The tags of the entry of `key`.
     fn tags_of(&self, key: &K) -> Vec<String> {
         self.tags.map_or_else(Vec::new, |render| render(key))
@@ -129,17 +159,18 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
             entry,
             value,
             // 0 means "unbounded" to the script.
-            ttl_ms: self.lifetime_ms(entry),
+            ttl_ms: self.retention_ms(entry),
+            stamp: self.policy.tracks_freshness(),
             limit: self.policy.limit.max().map_or(0, |l| u64::try_from(l).unwrap_or(u64::MAX)),
             ticket,
         }
     }
 
-    /// The lifetime of `entry` in the scripts' form: 0 means "never" there (the store is
-    /// never opened when caching is off). Each entry gets its own within
-    /// `expire_jitter`.
-    fn lifetime_ms(&self, entry: &str) -> u64 {
-        self.policy.lifetime_ms(namespace::fnv1a(entry.as_bytes())).unwrap_or(0)
+    /// How long Redis keeps `entry` (its lifetime, plus `stale`), in the scripts' form:
+    /// 0 means "never" there (the store is never opened when caching is off). Each entry
+    /// gets its own lifetime within `expire_jitter`.
+    fn retention_ms(&self, entry: &str) -> u64 {
+        self.policy.retention_ms(namespace::fnv1a(entry.as_bytes())).unwrap_or(0)
     }
 
     fn stored(&self, evicted: Option<u64>) {
@@ -191,7 +222,7 @@ where
         let (entry, tags) = (self.entry(&key)?, self.tags_of(&key));
         let (value, ticket) =
             self.redis.run(|io| block(ops::lookup(io, &self.ns, &entry, tags))).map_err(|m| self.fail(m))?;
-        Ok(self.found(value, ticket))
+        Ok(self.found(value, &entry, ticket))
     }
 
     fn put(&self, key: K, value: V, fill: Fill<'_, RedisTicket>) -> Result<(), Error> {
@@ -234,12 +265,13 @@ where
         let key = key.to_owned_key();
         let (entry, tags) = (self.entry(&key)?, self.tags_of(&key));
         let ns = self.ns.clone();
+        let looked_up = entry.clone();
         let (value, ticket) = self
             .redis
-            .run_async(move |mut io| async move { ops::lookup(&mut io, &ns, &entry, tags).await })
+            .run_async(move |mut io| async move { ops::lookup(&mut io, &ns, &looked_up, tags).await })
             .await
             .map_err(|m| self.fail(m))?;
-        Ok(self.found(value, ticket))
+        Ok(self.found(value, &entry, ticket))
     }
 
     async fn put_async<'a>(&'a self, key: K, value: V, fill: Fill<'a, RedisTicket>) -> Result<(), Error> {
@@ -249,14 +281,15 @@ where
         let entry = self.entry(&key)?;
         let bytes = C::encode(&value).map_err(|m| self.fail(format!("cannot encode the value: {m}")))?;
         let (ns, ticket) = (self.ns.clone(), fill.ticket);
-        let (ttl_ms, limit) = {
+        let (ttl_ms, limit, stamp) = {
             let w = self.write_args(&entry, &bytes, &ticket);
-            (w.ttl_ms, w.limit)
+            (w.ttl_ms, w.limit, w.stamp)
         };
         let evicted = self
             .redis
             .run_async(move |mut io| async move {
-                let write = ops::Write { entry: &entry, value: &bytes, ttl_ms, limit, ticket: &ticket };
+                let write =
+                    ops::Write { entry: &entry, value: &bytes, ttl_ms, limit, stamp, ticket: &ticket };
                 ops::write(&mut io, &ns, &write).await
             })
             .await
@@ -271,19 +304,22 @@ where
         let entries = keys.iter().map(|k| self.entry(k)).collect::<Result<Vec<_>, _>>()?;
         let found =
             self.redis.run(|io| block(ops::lookup_many(io, &self.ns, &entries))).map_err(|m| self.fail(m))?;
-        Ok(found.into_iter().map(|f| self.found(f, RedisTicket::default()).hit()).collect())
+        Ok(self.hits(found, &entries))
     }
 
     async fn get_many_async<'a>(&'a self, keys: &'a [K]) -> Result<Vec<Option<V>>, Error> {
         self.admit()?;
         let entries = keys.iter().map(|k| self.entry(k)).collect::<Result<Vec<_>, _>>()?;
         let ns = self.ns.clone();
-        let found = self
+        let (found, entries) = self
             .redis
-            .run_async(move |mut io| async move { ops::lookup_many(&mut io, &ns, &entries).await })
+            .run_async(move |mut io| async move {
+                let found = ops::lookup_many(&mut io, &ns, &entries).await?;
+                Ok((found, entries))
+            })
             .await
             .map_err(|m| self.fail(m))?;
-        Ok(found.into_iter().map(|f| self.found(f, RedisTicket::default()).hit()).collect())
+        Ok(self.hits(found, &entries))
     }
 
     fn reserve(&self, key: &K) -> Result<RedisTicket, Error> {
@@ -318,7 +354,7 @@ where
         self.admit()?;
         let entry = self.entry(key)?;
         let ms = self.redis.run(|io| block(ops::ttl(io, &self.ns, &entry))).map_err(|m| self.fail(m))?;
-        Ok(ms.map(Duration::from_millis))
+        Ok(self.lifetime_left(ms))
     }
 
     async fn ttl_async<'a>(&'a self, key: &'a K) -> Result<Option<Duration>, Error> {
@@ -329,20 +365,20 @@ where
             .run_async(move |mut io| async move { ops::ttl(&mut io, &ns, &entry).await })
             .await
             .map_err(|m| self.fail(m))?;
-        Ok(ms.map(Duration::from_millis))
+        Ok(self.lifetime_left(ms))
     }
 
     fn touch(&self, key: &K) -> Result<bool, Error> {
         self.admit()?;
         let (entry, tags) = (self.entry(key)?, self.tags_of(key));
-        let ttl = self.lifetime_ms(&entry);
+        let ttl = self.retention_ms(&entry);
         self.redis.run(|io| block(ops::touch(io, &self.ns, &entry, &tags, ttl))).map_err(|m| self.fail(m))
     }
 
     async fn touch_async<'a>(&'a self, key: &'a K) -> Result<bool, Error> {
         self.admit()?;
         let (entry, tags, ns) = (self.entry(key)?, self.tags_of(key), self.ns.clone());
-        let ttl = self.lifetime_ms(&entry);
+        let ttl = self.retention_ms(&entry);
         self.redis
             .run_async(move |mut io| async move { ops::touch(&mut io, &ns, &entry, &tags, ttl).await })
             .await
@@ -420,6 +456,15 @@ macro_rules! redis_kind {
 
 redis_kind!(JsonBackend, JsonCodec);
 redis_kind!(PickleBackend, PickleCodec);
+
+/// The time by the wall clock in ms, as Redis's `TIME` gives it in the write script
+/// (the clocks of Redis's host and this one are assumed close: a `stale` or `refresh`
+/// judgement is off by their difference).
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// Clears a function this process never opened, by its namespace alone.
 fn cold_clear(

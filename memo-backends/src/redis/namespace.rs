@@ -35,8 +35,8 @@ use memo_core::{CachedFunction, Config};
 #[derive(Debug, Clone)]
 pub(crate) struct Namespace {
     base: String,
-    /// The longest lifetime of the function's entries in ms (`expire` plus its jitter),
-    /// 0 for none: live entries are among the index members written less than this long
+    /// The longest time the function's entries are kept in ms (`expire` plus its
+    /// jitter, plus `stale`), 0 for none: live entries are among the index members written less than this long
     /// ago.
     ttl_ms: u64,
     drains: String,
@@ -54,6 +54,10 @@ impl Namespace {
             // Version 0 keeps the keys written before versions existed.
             identity.push_str(&format!("|version={}", function.version()));
         }
+        if function.policy(config).tracks_freshness() {
+            // Values carry their write time: a namespace of their own.
+            identity.push_str("|stamped");
+        }
         let fingerprint = fnv1a(identity.as_bytes());
         Namespace {
             base: format!(
@@ -63,7 +67,7 @@ impl Namespace {
                 function.backend(),
                 function.path(),
             ),
-            ttl_ms: function.policy(config).max_lifetime_ms().unwrap_or(0),
+            ttl_ms: function.policy(config).max_retention_ms().unwrap_or(0),
             drains: drains(config),
             root: root(config),
             templates: function.tags(),
@@ -157,6 +161,15 @@ pub(crate) fn untag<'v>(value: &'v [u8], epoch: &str) -> Result<Option<&'v [u8]>
         return Err(());
     }
     Ok((number == epoch.as_bytes()).then_some(payload))
+}
+
+/// The write time (Redis's clock, ms) and the rest of a payload stamped `t{ms}|`, or
+/// `None` when it carries no stamp (written before `stale` or `refresh` was set).
+pub(crate) fn unstamp(payload: &[u8]) -> Option<(u64, &[u8])> {
+    let rest = payload.strip_prefix(b"t")?;
+    let bar = rest.iter().position(|b| *b == b'|')?;
+    let written = std::str::from_utf8(&rest[..bar]).ok()?.parse().ok()?;
+    Some((written, &rest[bar + 1..]))
 }
 
 /// The strict segment of one argument: `name=hex`.
@@ -259,6 +272,8 @@ mod tests {
             version,
             key_prefix: None,
             tags: &[],
+            stale: 0,
+            refresh: 0,
             dependencies: &[],
         }
     }

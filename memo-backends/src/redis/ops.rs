@@ -82,6 +82,8 @@ pub(crate) struct Write<'a> {
     pub(crate) value: &'a [u8],
     pub(crate) ttl_ms: u64,
     pub(crate) limit: u64,
+    /// Stamp the value with its write time (`stale`, `refresh`).
+    pub(crate) stamp: bool,
     pub(crate) ticket: &'a Ticket,
 }
 
@@ -97,7 +99,7 @@ pub(crate) async fn write(io: &mut impl Io, ns: &Namespace, w: &Write<'_>) -> Re
         invocation.key(ns.tag_version(tag));
     }
     invocation.arg(w.value).arg(w.ttl_ms).arg(w.limit).arg(&w.ticket.generation).arg(ns.ttl_ms());
-    invocation.arg(w.ticket.tags.len());
+    invocation.arg(u8::from(w.stamp)).arg(w.ticket.tags.len());
     for (_, version) in &w.ticket.tags {
         invocation.arg(version);
     }

@@ -41,7 +41,8 @@ fn with_tags(body: &str) -> Script {
 /// current epoch): `remove` moves the generation on (no fill that began before stores),
 /// removes the entry and its index member, and returns 1 if it was live, else 0;
 /// `ttl` returns its PTTL (-2 when not live); `touch` restarts its lifetime, rescores
-/// it in the index, extends its tags' sets and returns 1 (0 when not live).
+/// it in the index (and its write time, when the value carries one), extends its tags'
+/// sets and returns 1 (0 when not live).
 pub(crate) static ENTRY: LazyLock<Script> = LazyLock::new(|| {
     with_tags(
         r"
@@ -62,14 +63,19 @@ end
 if ARGV[1] == 'ttl' then
   return redis.call('PTTL', KEYS[1])
 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local stamped = string.match(string.sub(value, #current + 1), '^t%d+|(.*)$')
+if stamped then
+  redis.call('SET', KEYS[1], current .. 't' .. now .. '|' .. stamped)
+end
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
 else
   redis.call('PERSIST', KEYS[1])
 end
-local t = redis.call('TIME')
-redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), KEYS[1])
+redis.call('ZADD', KEYS[2], now, KEYS[1])
 join_tags(tonumber(ARGV[2]), ttl)
 return 1
 ",
@@ -79,7 +85,9 @@ return 1
 /// KEYS: entry, index, generation, epoch, then the sets of the entry's n tags, then
 /// their versions. ARGV: value, this entry's ttl in ms (0: none), limit (0: none), the
 /// generation the computation started in, the function's longest ttl (index members
-/// older than it are pruned), n, then the versions the lookup saw. Returns the entries
+/// older than it are pruned), 1 to stamp the value with its write time (`t{ms}|` after
+/// the epoch tag, for `stale` and `refresh`) or 0, n, then the versions the lookup saw.
+/// Returns the entries
 /// evicted, or -1 when a clear or a tag invalidation has happened since (nothing is
 /// stored). The entry joins its tags' sets, which live as long as their longest-lived
 /// entry; up to two members of each whose entry is gone are dropped.
@@ -90,16 +98,20 @@ local current = redis.call('GET', KEYS[3]) or '0'
 if current ~= ARGV[4] then
   return -1
 end
-local n = tonumber(ARGV[6])
+local n = tonumber(ARGV[7])
 for i = 1, n do
-  if (redis.call('GET', KEYS[4 + n + i]) or '0') ~= ARGV[6 + i] then
+  if (redis.call('GET', KEYS[4 + n + i]) or '0') ~= ARGV[7 + i] then
     return -1
   end
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
-local value = 'e' .. (redis.call('GET', KEYS[4]) or '0') .. '|' .. ARGV[1]
+local stamp = ''
+if ARGV[6] == '1' then
+  stamp = 't' .. now .. '|'
+end
+local value = 'e' .. (redis.call('GET', KEYS[4]) or '0') .. '|' .. stamp .. ARGV[1]
 if ttl > 0 then
   redis.call('SET', KEYS[1], value, 'PX', ttl)
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
