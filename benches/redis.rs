@@ -1,6 +1,7 @@
 //! Redis json and pickle hits and misses through `#[cache]`, side by side with a raw
 //! `redis` GET (plus decode) and GET + SET (plus compute and encode) of the same value,
-//! on a redis-server the bench starts on loopback.
+//! on a redis-server the bench starts on loopback; and 100 hits through single calls
+//! against one `cache_many`.
 //!
 //! Run with `cargo bench --bench redis` (needs `redis-server` on the PATH).
 
@@ -60,6 +61,20 @@ fn redis_group(c: &mut Criterion) {
             let bytes: Vec<u8> = raw.get("raw:1").expect("GET");
             black_box(serde_json::from_slice::<Profile>(&bytes).expect("decodes"))
         })
+    });
+
+    // 100 hits: one call each, against one cache_many.
+    let ids: Vec<u64> = (1..=100).collect();
+    json_profile::cache_many(ids.clone());
+    group.bench_function("100 hits json, single calls", |b| {
+        b.iter(|| {
+            for &id in &ids {
+                black_box(json_profile(id));
+            }
+        })
+    });
+    group.bench_function("100 hits json, cache_many", |b| {
+        b.iter(|| black_box(json_profile::cache_many(ids.iter().copied())))
     });
 
     group.bench_function("miss json #[cache]", |b| {
