@@ -31,6 +31,61 @@ fn square_plus_one(n: u64) -> u64 {
     square(n) + 1
 }
 
+static SLOW_GATE: Mutex<Option<std::sync::Arc<std::sync::Barrier>>> = Mutex::new(None);
+
+#[cache]
+fn slow(n: u64) -> u64 {
+    let gate = SLOW_GATE.lock().unwrap().clone();
+    if let Some(gate) = gate {
+        gate.wait(); // the computation has begun
+        gate.wait(); // a set happened meanwhile
+    }
+    n
+}
+
+#[cache(backend = "json")]
+fn slow_shared(n: u64) -> u64 {
+    let gate = SLOW_GATE.lock().unwrap().clone();
+    if let Some(gate) = gate {
+        gate.wait();
+        gate.wait();
+    }
+    n
+}
+
+/// A computation that read the old data before a write-through must not overwrite it.
+fn a_set_wins_over_an_older_computation(
+    f: fn(u64) -> u64,
+    set: fn(u64) -> Result<(), memo_alchemy::Error>,
+    get: fn() -> Option<u64>,
+) {
+    let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    *SLOW_GATE.lock().unwrap() = Some(std::sync::Arc::clone(&gate));
+    let computing = std::thread::spawn(move || f(5));
+    gate.wait();
+    set(500).unwrap();
+    gate.wait();
+    assert_eq!(computing.join().unwrap(), 5, "the caller still gets what it computed");
+    *SLOW_GATE.lock().unwrap() = None;
+    assert_eq!(get(), Some(500), "the older computation did not overwrite the set value");
+}
+
+#[test]
+fn a_set_wins_over_an_older_computation_in_memory_and_in_redis() {
+    let _serial = serial();
+    server();
+    a_set_wins_over_an_older_computation(
+        slow,
+        |v| slow::cache_entry(5).set(v),
+        || slow::cache_entry(5).get().unwrap(),
+    );
+    a_set_wins_over_an_older_computation(
+        slow_shared,
+        |v| slow_shared::cache_entry(5).set(v),
+        || slow_shared::cache_entry(5).get().unwrap(),
+    );
+}
+
 #[test]
 fn memory_entries_get_set_remove_ttl_and_touch() {
     server(); // installs the test configuration before any cached call

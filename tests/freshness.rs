@@ -42,6 +42,7 @@ fn shared_rate(id: u32) -> Result<u32, String> {
 fn stale_values_are_served_only_on_failure_within_the_window(
     f: fn(u32) -> Result<u32, String>,
     stats: fn() -> memo_alchemy::CacheStats,
+    clear: fn() -> Result<usize, memo_alchemy::Error>,
 ) {
     FAIL.store(false, SeqCst);
     let first = f(1).unwrap();
@@ -54,9 +55,17 @@ fn stale_values_are_served_only_on_failure_within_the_window(
     assert_eq!(f(1), Ok(first), "a panic is a failure too");
     PANIC.store(false, SeqCst);
     assert_eq!(stats().stale_hits, 2);
+    // A clear takes the stale value away too.
+    FAIL.store(false, SeqCst);
+    let kept = f(2).unwrap();
+    sleep(PAST_ONE_SECOND);
+    clear().unwrap();
+    FAIL.store(true, SeqCst);
+    assert!(f(2).is_err(), "cleared: nothing to fall back on (was {kept})");
+    assert_eq!(stats().stale_hits, 2);
     FAIL.store(false, SeqCst);
     let second = f(1).unwrap();
-    assert_ne!(second, first, "expired, the body succeeded: the new value");
+    assert_ne!(second, first, "the body succeeded: the new value");
     assert_eq!(stats().stale_hits, 2);
     sleep(PAST_ONE_SECOND * 2);
     FAIL.store(true, SeqCst);
@@ -68,8 +77,12 @@ fn stale_values_are_served_only_on_failure_within_the_window(
 fn stale_on_memory_and_json() {
     let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     server();
-    stale_values_are_served_only_on_failure_within_the_window(rate, rate::cache_stats);
-    stale_values_are_served_only_on_failure_within_the_window(shared_rate, shared_rate::cache_stats);
+    stale_values_are_served_only_on_failure_within_the_window(rate, rate::cache_stats, rate::cache_clear);
+    stale_values_are_served_only_on_failure_within_the_window(
+        shared_rate,
+        shared_rate::cache_stats,
+        shared_rate::cache_clear,
+    );
     shared_rate(9).unwrap();
     let keys = server().keys("memo:*::shared_rate:*:k:*");
     assert_eq!(keys.len(), 1);

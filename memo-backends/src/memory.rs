@@ -280,7 +280,7 @@ where
             Map::Exact(lru) => lru.remove_key(hash, |k| k == key),
             Map::Clock(clock) => clock.remove_key(hash, |k| k == key),
         });
-        Ok(expires_at.is_some_and(|at| at > now))
+        Ok(expires_at.is_some_and(|at| self.alive(at, now)))
     }
 
     fn ttl(&self, key: &K) -> Result<Option<Duration>, Error> {
@@ -298,12 +298,12 @@ where
         let now = self.now();
         let hash = self.hasher.hash_one(key);
         let renewed = self.policy.retention_ms(hash).map_or(u64::MAX, |ms| now.saturating_add(ms));
-        let restart = |at: u64| if at > now { renewed } else { at };
+        let restart = |at: u64| if self.alive(at, now) { renewed } else { at };
         let expires_at = self.with_map(key, |map, hash| match map {
             Map::Exact(lru) => lru.expiry(hash, |k| k == key, restart),
             Map::Clock(clock) => clock.expiry(hash, |k| k == key, restart),
         });
-        Ok(expires_at.is_some_and(|at| at > now))
+        Ok(expires_at.is_some_and(|at| self.alive(at, now)))
     }
 
     fn clear(&self) -> Result<usize, Error> {
@@ -375,6 +375,12 @@ where
             }
             _ => Lookup::Hit(value),
         }
+    }
+
+    /// Whether an entry kept until `at` is within its lifetime at `now` (not past it, in
+    /// the `stale` window).
+    fn alive(&self, at: u64, now: u64) -> bool {
+        at.saturating_sub(self.policy.stale_ms) > now
     }
 
     /// Runs `f` on the map that holds `key`, with `key`'s hash, under its lock.

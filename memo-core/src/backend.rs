@@ -285,8 +285,10 @@ pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sy
         ready(self.get_many(keys))
     }
 
-    /// A ticket to store a value for `key` directly (`cache_entry(..).set(v)`), as a
-    /// miss of `key` would hand out.
+    /// Prepares a direct write of `key` (`cache_entry(..).set(v)`): a fill that began
+    /// before (in this process or, for a shared store, in another) must not store after
+    /// it, and other processes' copies of the entry must go; returns the ticket to write
+    /// with, as a miss of `key` would hand out.
     ///
     /// # Errors
     /// When the store cannot be reached.

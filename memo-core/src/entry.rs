@@ -65,12 +65,17 @@ where
     }
 
     /// Stores `value` as the function's result for these arguments, with the function's
-    /// `expire` and tags. A clear that begins meanwhile wins: the value is not stored.
+    /// `expire` and tags. A computation of the function that began before does not
+    /// overwrite it (here or, for a shared store, in another process); a clear that
+    /// begins meanwhile wins: the value is not stored. distributed_memory drops the
+    /// entry in the other processes.
     ///
     /// # Errors
     /// When the store cannot be reached.
     pub fn set(&self, value: V) -> Result<(), Error> {
         let Some(store) = &self.cache.store else { return Ok(()) };
+        // A computation that began before must not overwrite the value set here.
+        self.cache.begin_clear();
         let started = self.cache.generation.load(Ordering::Acquire);
         let ticket = store.reserve(&self.key)?;
         store.put(self.key.clone(), value, Fill::new(&self.cache.generation, started, ticket))
@@ -140,6 +145,7 @@ where
     pub async fn set(&self, value: V) -> Result<(), Error> {
         let Entry { cache, key } = &self.0;
         let Some(store) = &cache.store else { return Ok(()) };
+        cache.begin_clear();
         let started = cache.generation.load(Ordering::Acquire);
         let ticket = store.reserve_async(key).await?;
         store.put_async(key.clone(), value, Fill::new(&cache.generation, started, ticket)).await

@@ -26,6 +26,8 @@ pub struct FunctionCache<K, V, B> {
     /// Renders an entry's tags (`tags = [...]`).
     tags: Option<RenderTags<K>>,
     pub(crate) flights: Flights<K, V>,
+    /// Keys whose `refresh` is queued or running.
+    pub(crate) queued: crate::refresh::Queued<K>,
     pub(crate) counters: Counters,
 }
 
@@ -45,7 +47,7 @@ enum Ran<V, R> {
     /// A return value not to store (an `Err`).
     Uncached(R),
     /// A panic, caught because there is a stale value to fall back on.
-    Panicked,
+    Panicked(Box<dyn std::any::Any + Send>),
 }
 
 impl<K, V, B> FunctionCache<K, V, B>
@@ -81,6 +83,7 @@ where
             generation: AtomicU64::new(0),
             tags,
             flights: Flights::default(),
+            queued: Default::default(),
             counters,
         }
     }
@@ -224,10 +227,7 @@ where
                         let started = self.generation.load(Ordering::Acquire);
                         let value = match self.run::<R, M>(body, discard, fallback.is_some()).await {
                             Ran::Value(value) => value,
-                            Ran::Uncached(ret) => return self.fall_back::<R, M>(fallback).unwrap_or(ret),
-                            Ran::Panicked => {
-                                return self.fall_back::<R, M>(fallback).expect("caught with one")
-                            }
+                            failed => return self.fall_back::<R, M, X>(store, &key, fallback, failed).await,
                         };
                         let fill = Fill::new(&self.generation, started, ticket);
                         if let Err(err) = X::put(store, key, value.clone(), fill).await {
@@ -252,13 +252,9 @@ where
         }
         let value = match self.run::<R, M>(body, discard, fallback.is_some()).await {
             Ran::Value(value) => value,
-            Ran::Uncached(ret) => {
+            failed => {
                 leader.fail();
-                return self.fall_back::<R, M>(fallback).unwrap_or(ret);
-            }
-            Ran::Panicked => {
-                leader.fail();
-                return self.fall_back::<R, M>(fallback).expect("caught with one");
+                return self.fall_back::<R, M, X>(store, &key, fallback, failed).await;
             }
         };
         let fill = Fill::new(&self.generation, leader.generation(), ticket);
@@ -279,7 +275,7 @@ where
         let ret = if catch {
             match CatchUnwind(Box::pin(body)).await {
                 Ok(ret) => ret,
-                Err(_) => return Ran::Panicked,
+                Err(panic) => return Ran::Panicked(panic),
             }
         } else {
             body.await
@@ -290,11 +286,32 @@ where
         }
     }
 
-    /// The stale value as the function's return value, counted, if there is one.
-    fn fall_back<R, M: Mode<R, Value = V>>(&self, fallback: Option<V>) -> Option<R> {
-        let value = fallback?;
-        self.counters.stale_hit();
-        Some(M::join(value))
+    /// What a call whose body failed returns: the stale value, counted, when there was
+    /// one and the store still keeps it (a clear, a tag invalidation or a remove since
+    /// the lookup, here or in another process, takes it away); else the failure (a
+    /// caught panic resumes).
+    async fn fall_back<R, M: Mode<R, Value = V>, X: Exec<K, V, B>>(
+        &self,
+        store: &B,
+        key: &K,
+        fallback: Option<V>,
+        failed: Ran<V, R>,
+    ) -> R {
+        if fallback.is_some() {
+            match X::get(store, &OwnedKey(key)).await {
+                Ok(Lookup::Stale(value, _) | Lookup::Hit(value) | Lookup::Refresh(value, _)) => {
+                    self.counters.stale_hit();
+                    return M::join(value);
+                }
+                Ok(Lookup::Miss(_)) => {}
+                Err(err) => self.report(&err),
+            }
+        }
+        match failed {
+            Ran::Uncached(ret) => ret,
+            Ran::Panicked(panic) => std::panic::resume_unwind(panic),
+            Ran::Value(_) => unreachable!("only failures fall back"),
+        }
     }
 
     /// Counts a store failure. The store logs its own outages, once when it goes down

@@ -1,6 +1,7 @@
 //! `refresh = N`: a hit on an entry older than N seconds returns it at once and
-//! recomputes it in the background, once per key (the key's flight keeps a second
-//! refresh, or a concurrent miss, from running the body again). A refresh that fails
+//! recomputes it in the background, once per key (a key is queued once; when its
+//! refresh runs it leads the key's flight, so a concurrent miss waits for it rather
+//! than computing again, and a refresh finding a miss's flight does nothing). A refresh that fails
 //! (an `Err`, a panic, a store error) keeps the old value and is counted as an error;
 //! a later hit tries again. Blocking functions refresh on a small pool of the library's
 //! own threads; `async` ones on a task their generated code spawns (on the caller's
@@ -38,7 +39,9 @@ static POOL: LazyLock<Mutex<Sender<Job>>> = LazyLock::new(|| {
                     Err(poisoned) => poisoned.into_inner().recv(),
                 };
                 match job {
-                    Ok(job) => job(),
+                    // A refresh catches its body's panics; this keeps the thread alive
+                    // through any other (a user's `Clone` or `Hash`).
+                    Ok(job) => drop(catch_unwind(AssertUnwindSafe(job))),
                     Err(_) => return,
                 }
             })
@@ -75,10 +78,47 @@ fn block_on(mut future: BoxFuture<'static, ()>) {
 }
 
 /// A refresh that could start: the key, its fresh ticket and the flight's leadership.
-struct Due<K: 'static, V: 'static, T> {
+struct Due<'a, K, V, T> {
     key: K,
     ticket: T,
-    leader: Leader<'static, K, V>,
+    leader: Leader<'a, K, V>,
+}
+
+/// The keys whose refresh is queued or running, so that the hits that find an entry
+/// due while its refresh waits do not queue another. A refresh takes the key's flight
+/// only once it runs: a miss never waits behind a queued refresh.
+#[derive(Debug)]
+pub(crate) struct Queued<K> {
+    keys: Mutex<std::collections::HashSet<K>>,
+}
+
+impl<K> Default for Queued<K> {
+    fn default() -> Self {
+        Queued { keys: Mutex::new(std::collections::HashSet::new()) }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Queued<K> {
+    /// Whether `key` was not queued yet (it is now).
+    fn claim(&self, key: &K) -> bool {
+        self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.clone())
+    }
+
+    fn release(&self, key: &K) {
+        self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+    }
+}
+
+/// Releases a queued key however its refresh ends.
+struct Claim<'a, K: Hash + Eq + Clone> {
+    queued: &'a Queued<K>,
+    key: K,
+}
+
+impl<K: Hash + Eq + Clone> Drop for Claim<'_, K> {
+    fn drop(&mut self) {
+        self.queued.release(&self.key);
+    }
 }
 
 impl<K, V, B> FunctionCache<K, V, B>
@@ -97,12 +137,18 @@ where
         compute: impl FnOnce(K) -> R + Send + 'static,
     ) {
         let Some((key, _)) = miss.fill else { return };
-        let Role::Lead(leader) = self.flights.join(&key, self.generation.load(Ordering::Acquire)) else {
-            return; // already being computed
-        };
+        if !self.queued.claim(&key) {
+            return; // already queued
+        }
         in_background(Box::new(move || {
+            let claim = Claim { queued: &self.queued, key };
             let Some(store) = &self.store else { return };
-            let Some(due) = self.still_due(store.get(&OwnedKey(&key)), key, leader) else { return };
+            let Role::Lead(leader) = self.flights.join(&claim.key, self.generation.load(Ordering::Acquire))
+            else {
+                return; // being computed by a miss
+            };
+            let found = store.get(&OwnedKey(&claim.key));
+            let Some(due) = self.still_due(found, claim.key.clone(), leader) else { return };
             let ran = catch_unwind(AssertUnwindSafe(|| compute(due.key.clone())));
             let Some(value) = self.refreshed::<R, M>(ran, discard) else {
                 due.leader.fail();
@@ -128,13 +174,18 @@ where
         F: Future<Output = R> + Send + 'static,
     {
         let Some((key, _)) = miss.fill else { return };
-        let Role::Lead(leader) = self.flights.join(&key, self.generation.load(Ordering::Acquire)) else {
+        if !self.queued.claim(&key) {
             return;
-        };
+        }
         spawn(Box::pin(async move {
+            let claim = Claim { queued: &self.queued, key };
             let Some(store) = &self.store else { return };
-            let found = store.get_async(&OwnedKey(&key)).await;
-            let Some(due) = self.still_due(found, key, leader) else { return };
+            let Role::Lead(leader) = self.flights.join(&claim.key, self.generation.load(Ordering::Acquire))
+            else {
+                return;
+            };
+            let found = store.get_async(&OwnedKey(&claim.key)).await;
+            let Some(due) = self.still_due(found, claim.key.clone(), leader) else { return };
             let ran = CatchUnwind(Box::pin(compute(due.key.clone()))).await;
             let Some(value) = self.refreshed::<R, M>(ran, discard) else {
                 due.leader.fail();
@@ -148,12 +199,12 @@ where
 
     /// Whether the entry still needs its refresh (another may have stored it since the
     /// hit that asked for it), with a fresh ticket.
-    fn still_due(
+    fn still_due<'a>(
         &self,
         found: Result<Lookup<V, B::Ticket>, crate::Error>,
         key: K,
-        leader: Leader<'static, K, V>,
-    ) -> Option<Due<K, V, B::Ticket>> {
+        leader: Leader<'a, K, V>,
+    ) -> Option<Due<'a, K, V, B::Ticket>> {
         match found {
             Ok(Lookup::Hit(v)) => {
                 leader.publish(&v);

@@ -103,12 +103,16 @@ fn owned(tags: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
 /// What a process does when another process's tag invalidation reaches it: removes the
 /// tagged entries of the functions whose entries are private to this process (see
 /// [`BackendKind::is_shared`](crate::BackendKind::is_shared)), then clears what is
-/// private downstream of them; returns the entries removed.
+/// private downstream of every function that may carry the tags (json ones included:
+/// their dependents here were computed from entries the other process removed);
+/// returns the entries removed.
 pub fn invalidate_private_tags(tags: &[String]) -> usize {
-    let private: Vec<_> = registry().filter(|f| !f.backend_kind().is_shared() && f.may_carry(tags)).collect();
+    let carrying: Vec<_> = registry().filter(|f| f.may_carry(tags)).collect();
+    let private = carrying.iter().filter(|f| !f.backend_kind().is_shared());
     let mut removed: usize =
-        private.iter().flat_map(|f| f.controls()).filter_map(|c| c.clear_own_tagged(tags).ok()).sum();
-    for f in private {
+        private.flat_map(|f| f.controls()).filter_map(|c| c.clear_own_tagged(tags).ok()).sum();
+    // Downstream of any function that lost entries, wherever they lived.
+    for f in carrying {
         removed += crate::clear_private_downstream(f).unwrap_or(0);
     }
     removed

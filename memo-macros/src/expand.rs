@@ -40,6 +40,7 @@ pub(crate) fn expand(m: &Model<'_>) -> Expansion {
     let bounds = bounds(m);
     let item = wrapped(m);
     let fresh = fresh_copy(m);
+    let aliases = aliases(m);
     let builder = if m.strict { builder(m) } else { TokenStream::new() };
     let controls = controls(m);
     match m.home {
@@ -50,15 +51,12 @@ pub(crate) fn expand(m: &Model<'_>) -> Expansion {
             let module = quote! {
                 #[doc = #doc]
                 #vis mod #name {
-                    // The argument types of `cache_entry` are written in the parent's scope.
-                    #[allow(unused_imports)]
-                    use super::*;
                     #controls
                 }
             };
             Expansion {
                 item: quote!(#bounds #item),
-                associated: quote!(#registration #accessor #builder #module #fresh),
+                associated: quote!(#registration #accessor #builder #module #fresh #aliases),
                 outside: TokenStream::new(),
             }
         }
@@ -398,7 +396,10 @@ fn fresh_copy(m: &Model<'_>) -> TokenStream {
     let mut sig = m.func.item.sig.clone();
     sig.ident = m.names.fresh.clone();
     let block = &m.func.item.block;
+    // Compiled under the same conditions as the function.
+    let cfgs = m.func.item.attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"));
     quote! {
+        #(#cfgs)*
         #[doc(hidden)]
         #[allow(non_snake_case, clippy::too_many_arguments, clippy::needless_pass_by_value)]
         #sig #block
@@ -468,13 +469,50 @@ fn controls(m: &Model<'_>) -> TokenStream {
     }
 }
 
+/// The types that a free function's controls name, as seen from its module: written in
+/// the function's scope (where `super::T` or a `use` resolve as the user meant), they are
+/// aliased there, and the module refers to `super::<alias>`.
+fn aliases(m: &Model<'_>) -> TokenStream {
+    let vis = &m.vis;
+    let raw = syn::ext::IdentExt::unraw(m.func.name());
+    let alias = |what: &str, ty: &TokenStream| {
+        let name = quote::format_ident!("__memo_{}_{}", raw, what);
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            #vis type #name = #ty;
+        }
+    };
+    let args = m.func.args.iter().enumerate().map(|(i, a)| {
+        let b = &a.borrowed;
+        alias(&format!("Arg{i}"), &quote!(#b))
+    });
+    let output = &m.output;
+    let (key, entry) = (alias("Key", &m.key_ty), alias("Entry", &m.entry_ty));
+    let output = alias("Output", &quote!(#output));
+    quote!(#(#args)* #key #entry #output)
+}
+
+/// How a control names one of [`aliases`]' types (`Arg0`, `Key`, `Entry`, `Output`):
+/// through the alias from a free function's module, directly in an `impl`.
+fn named(m: &Model<'_>, what: &str, direct: TokenStream) -> TokenStream {
+    match m.home {
+        Home::Module => {
+            let name = quote::format_ident!("__memo_{}_{}", syn::ext::IdentExt::unraw(m.func.name()), what);
+            quote!(super::#name)
+        }
+        Home::Impl { .. } => direct,
+    }
+}
+
 /// `cache_entry(args)`: the entry of the function's own arguments (and receiver, when
 /// it is part of the key), typed as the function takes them.
 fn entry(m: &Model<'_>, up: &TokenStream, vis: &TokenStream) -> TokenStream {
     let sig = &m.func.item.sig;
     let receiver = m.parts.iter().any(|p| p.name == "self").then(|| sig.receiver()).flatten();
-    let args = m.func.args.iter().map(|a| {
-        let (name, ty) = (&a.name, &a.borrowed);
+    let args = m.func.args.iter().enumerate().map(|(i, a)| {
+        let (name, b) = (&a.name, &a.borrowed);
+        let ty = named(m, &format!("Arg{i}"), quote!(#b));
         if a.by_ref {
             quote!(#name: &#ty)
         } else {
@@ -483,8 +521,8 @@ fn entry(m: &Model<'_>, up: &TokenStream, vis: &TokenStream) -> TokenStream {
     });
     let params = receiver.map(ToTokens::to_token_stream).into_iter().chain(args);
     let borrows = m.parts.iter().map(|p| &p.borrow);
-    let (entry_fn, handle_fn, entry_ty, key_ty) =
-        (&m.names.entry, &m.names.handle_fn, &m.entry_ty, &m.key_ty);
+    let (entry_fn, handle_fn) = (&m.names.entry, &m.names.handle_fn);
+    let (entry_ty, key_ty) = (named(m, "Entry", m.entry_ty.clone()), named(m, "Key", m.key_ty.clone()));
     let generics = &sig.generics;
     let key = local("__memo_key");
     let doc = "The entry of these arguments, to get, set, remove or inspect without computing.";
@@ -509,8 +547,10 @@ fn many(m: &Model<'_>, up: &TokenStream, vis: &TokenStream) -> TokenStream {
     let args = &m.func.args;
     let owned: Vec<TokenStream> = args
         .iter()
-        .map(|a| {
+        .enumerate()
+        .map(|(i, a)| {
             let b = &a.borrowed;
+            let b = named(m, &format!("Arg{i}"), quote!(#b));
             quote!(<#b as ::std::borrow::ToOwned>::Owned)
         })
         .collect();
@@ -543,8 +583,9 @@ fn many(m: &Model<'_>, up: &TokenStream, vis: &TokenStream) -> TokenStream {
         (Home::Impl { .. }, false) => quote!(Self::#name),
     };
     let call = quote!(#callee(#(#passed),*));
-    let (many_fn, handle_fn, key_ty, mode, output) =
-        (&m.names.many, &m.names.handle_fn, &m.key_ty, &m.mode, &m.output);
+    let (many_fn, handle_fn, mode) = (&m.names.many, &m.names.handle_fn, &m.mode);
+    let output = &m.output;
+    let (key_ty, output) = (named(m, "Key", m.key_ty.clone()), named(m, "Output", quote!(#output)));
     let (keys, found, key, value, results) = (
         local("__memo_keys"),
         local("__memo_found"),

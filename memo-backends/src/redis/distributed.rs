@@ -230,8 +230,19 @@ where
         self.local.memory.stats()
     }
 
-    fn reserve(&self, _: &K) -> Result<Ticket, Error> {
-        Ok(Ticket { generation: self.local.generation.load(SeqCst), epoch: self.bus.epoch() })
+    /// Local fills that began before are refused; the other processes drop their copy.
+    fn reserve(&self, key: &K) -> Result<Ticket, Error> {
+        self.local.generation.fetch_add(1, SeqCst);
+        let ticket = Ticket { generation: self.local.generation.load(SeqCst), epoch: self.bus.epoch() };
+        invalidate(&self.ns, Target::Bus, self.one(key)?).map_err(|m| self.fail(m))?;
+        Ok(ticket)
+    }
+
+    async fn reserve_async<'a>(&'a self, key: &'a K) -> Result<Ticket, Error> {
+        self.local.generation.fetch_add(1, SeqCst);
+        let ticket = Ticket { generation: self.local.generation.load(SeqCst), epoch: self.bus.epoch() };
+        invalidate_async(&self.ns, Target::Bus, self.one(key)?).await.map_err(|m| self.fail(m))?;
+        Ok(ticket)
     }
 
     /// Here, then in every other process.

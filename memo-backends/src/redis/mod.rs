@@ -173,6 +173,11 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
         self.policy.retention_ms(namespace::fnv1a(entry.as_bytes())).unwrap_or(0)
     }
 
+    /// The lifetime of `entry` in ms, 0 for none: past it, a value is only kept for `stale`.
+    fn lifetime_ms(&self, entry: &str) -> u64 {
+        self.policy.lifetime_ms(namespace::fnv1a(entry.as_bytes())).unwrap_or(0)
+    }
+
     fn stored(&self, evicted: Option<u64>) {
         if let Some(n) = evicted {
             self.evictions.fetch_add(n, Relaxed);
@@ -324,19 +329,15 @@ where
 
     fn reserve(&self, key: &K) -> Result<RedisTicket, Error> {
         let (entry, tags) = (self.entry(key)?, self.tags_of(key));
-        let (_, ticket) =
-            self.redis.run(|io| block(ops::lookup(io, &self.ns, &entry, tags))).map_err(|m| self.fail(m))?;
-        Ok(ticket)
+        self.redis.run(|io| block(ops::reserve(io, &self.ns, &entry, tags))).map_err(|m| self.fail(m))
     }
 
     async fn reserve_async<'a>(&'a self, key: &'a K) -> Result<RedisTicket, Error> {
         let (entry, tags, ns) = (self.entry(key)?, self.tags_of(key), self.ns.clone());
-        let (_, ticket) = self
-            .redis
-            .run_async(move |mut io| async move { ops::lookup(&mut io, &ns, &entry, tags).await })
+        self.redis
+            .run_async(move |mut io| async move { ops::reserve(&mut io, &ns, &entry, tags).await })
             .await
-            .map_err(|m| self.fail(m))?;
-        Ok(ticket)
+            .map_err(|m| self.fail(m))
     }
 
     /// Kept for the retries when Redis does not take it, as a clear is.
@@ -353,16 +354,19 @@ where
     fn ttl(&self, key: &K) -> Result<Option<Duration>, Error> {
         self.admit()?;
         let entry = self.entry(key)?;
-        let ms = self.redis.run(|io| block(ops::ttl(io, &self.ns, &entry))).map_err(|m| self.fail(m))?;
+        let lifetime = self.lifetime_ms(&entry);
+        let ms =
+            self.redis.run(|io| block(ops::ttl(io, &self.ns, &entry, lifetime))).map_err(|m| self.fail(m))?;
         Ok(self.lifetime_left(ms))
     }
 
     async fn ttl_async<'a>(&'a self, key: &'a K) -> Result<Option<Duration>, Error> {
         self.admit()?;
         let (entry, ns) = (self.entry(key)?, self.ns.clone());
+        let lifetime = self.lifetime_ms(&entry);
         let ms = self
             .redis
-            .run_async(move |mut io| async move { ops::ttl(&mut io, &ns, &entry).await })
+            .run_async(move |mut io| async move { ops::ttl(&mut io, &ns, &entry, lifetime).await })
             .await
             .map_err(|m| self.fail(m))?;
         Ok(self.lifetime_left(ms))
@@ -371,16 +375,16 @@ where
     fn touch(&self, key: &K) -> Result<bool, Error> {
         self.admit()?;
         let (entry, tags) = (self.entry(key)?, self.tags_of(key));
-        let ttl = self.retention_ms(&entry);
-        self.redis.run(|io| block(ops::touch(io, &self.ns, &entry, &tags, ttl))).map_err(|m| self.fail(m))
+        let life = (self.retention_ms(&entry), self.lifetime_ms(&entry));
+        self.redis.run(|io| block(ops::touch(io, &self.ns, &entry, &tags, life))).map_err(|m| self.fail(m))
     }
 
     async fn touch_async<'a>(&'a self, key: &'a K) -> Result<bool, Error> {
         self.admit()?;
         let (entry, tags, ns) = (self.entry(key)?, self.tags_of(key), self.ns.clone());
-        let ttl = self.retention_ms(&entry);
+        let life = (self.retention_ms(&entry), self.lifetime_ms(&entry));
         self.redis
-            .run_async(move |mut io| async move { ops::touch(&mut io, &ns, &entry, &tags, ttl).await })
+            .run_async(move |mut io| async move { ops::touch(&mut io, &ns, &entry, &tags, life).await })
             .await
             .map_err(|m| self.fail(m))
     }

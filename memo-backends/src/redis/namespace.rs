@@ -54,6 +54,10 @@ impl Namespace {
             // Version 0 keeps the keys written before versions existed.
             identity.push_str(&format!("|version={}", function.version()));
         }
+        if !function.tags().is_empty() {
+            // Entries written before the tags were declared are in no tag's set.
+            identity.push_str(&format!("|tags={}", function.tags().join(",")));
+        }
         if function.policy(config).tracks_freshness() {
             // Values carry their write time: a namespace of their own.
             identity.push_str("|stamped");

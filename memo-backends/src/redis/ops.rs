@@ -50,6 +50,18 @@ pub(crate) async fn lookup(
     Ok((found, Ticket { generation, tags: tags.into_iter().zip(versions).collect() }))
 }
 
+/// A ticket for a direct write of `entry`: the generation moves on first (no fill that
+/// began before stores), then the ticket is read.
+pub(crate) async fn reserve(
+    io: &mut impl Io,
+    ns: &Namespace,
+    entry: &str,
+    tags: Vec<String>,
+) -> RedisResult<Ticket> {
+    advance_generation(io, ns).await?;
+    Ok(lookup(io, ns, entry, tags).await?.1)
+}
+
 /// The values of `entries` in the current epoch: one `MGET`.
 pub(crate) async fn lookup_many(
     io: &mut impl Io,
@@ -114,36 +126,44 @@ async fn on_entry(
     entry: &str,
     op: &str,
     tags: &[String],
-    ttl_ms: u64,
+    (ttl_ms, lifetime_ms): (u64, u64),
 ) -> RedisResult<i64> {
     let mut invocation = ENTRY.prepare_invoke();
     invocation.key(entry).key(ns.index()).key(ns.generation()).key(ns.epoch());
     for tag in tags {
         invocation.key(ns.tag_set(tag));
     }
-    invocation.arg(op).arg(tags.len()).arg(ttl_ms);
+    invocation.arg(op).arg(tags.len()).arg(ttl_ms).arg(lifetime_ms);
     io.invoke(&invocation).await
 }
 
-/// Removes `entry`, moving the generation on; whether it was live.
+/// Removes `entry`, moving the generation on; whether it was live. (A stamped entry's
+/// lifetime is not known here: one kept by `stale` counts as live.)
 pub(crate) async fn remove(io: &mut impl Io, ns: &Namespace, entry: &str) -> RedisResult<bool> {
-    Ok(on_entry(io, ns, entry, "remove", &[], 0).await? == 1)
+    Ok(on_entry(io, ns, entry, "remove", &[], (0, 0)).await? == 1)
 }
 
-/// The ms `entry` has left: `None` when it is not live or never expires.
-pub(crate) async fn ttl(io: &mut impl Io, ns: &Namespace, entry: &str) -> RedisResult<Option<u64>> {
-    Ok(u64::try_from(on_entry(io, ns, entry, "ttl", &[], 0).await?).ok())
+/// The ms Redis keeps `entry`: `None` when it is not live (within `lifetime_ms`, 0 for
+/// unknown) or never expires.
+pub(crate) async fn ttl(
+    io: &mut impl Io,
+    ns: &Namespace,
+    entry: &str,
+    lifetime_ms: u64,
+) -> RedisResult<Option<u64>> {
+    Ok(u64::try_from(on_entry(io, ns, entry, "ttl", &[], (0, lifetime_ms)).await?).ok())
 }
 
-/// Restarts the lifetime of `entry` (`ttl_ms`, 0 for none); whether it was live.
+/// Restarts the life of `entry`: kept `ttl_ms` from now (0 for ever), within a lifetime
+/// of `lifetime_ms` (0 for none); whether it was live.
 pub(crate) async fn touch(
     io: &mut impl Io,
     ns: &Namespace,
     entry: &str,
     tags: &[String],
-    ttl_ms: u64,
+    (ttl_ms, lifetime_ms): (u64, u64),
 ) -> RedisResult<bool> {
-    Ok(on_entry(io, ns, entry, "touch", tags, ttl_ms).await? == 1)
+    Ok(on_entry(io, ns, entry, "touch", tags, (ttl_ms, lifetime_ms)).await? == 1)
 }
 
 /// How long a tag's version outlives its last invalidation: longer than any
@@ -256,7 +276,7 @@ const GENERATION_AFTER_FLUSH_MS: u64 = 3_600_000;
 /// Advances the namespace's clear generation, so that no fill started before can store.
 /// A counter that holds something other than a number (written by hand, or by another
 /// program) is reset to a value no fill can have read: the time in nanoseconds.
-async fn advance_generation(io: &mut impl Io, ns: &Namespace) -> RedisResult<()> {
+pub(crate) async fn advance_generation(io: &mut impl Io, ns: &Namespace) -> RedisResult<()> {
     let advanced: RedisResult<i64> = io.query(cmd("INCR").arg(ns.generation())).await;
     match advanced {
         Err(e) if e.to_string().contains("not an integer") => reset_generation(io, ns).await,

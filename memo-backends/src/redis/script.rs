@@ -37,8 +37,9 @@ fn with_tags(body: &str) -> Script {
 }
 
 /// KEYS: entry, index, generation, epoch, then the sets of the entry's n tags. ARGV:
-/// the operation, n, the entry's ttl in ms (0: none). On the live entry (one of the
-/// current epoch): `remove` moves the generation on (no fill that began before stores),
+/// the operation, n, how long Redis keeps the entry in ms (0: none), its lifetime in ms
+/// (0: none; a value stamped with its write time is not live past it, though `stale`
+/// keeps it). On the live entry (one of the current epoch, within its lifetime): `remove` moves the generation on (no fill that began before stores),
 /// removes the entry and its index member, and returns 1 if it was live, else 0;
 /// `ttl` returns its PTTL (-2 when not live); `touch` restarts its lifetime, rescores
 /// it in the index (and its write time, when the value carries one), extends its tags'
@@ -49,6 +50,15 @@ pub(crate) static ENTRY: LazyLock<Script> = LazyLock::new(|| {
 local value = redis.call('GET', KEYS[1])
 local current = 'e' .. (redis.call('GET', KEYS[4]) or '0') .. '|'
 local live = value and string.sub(value, 1, #current) == current
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lifetime = tonumber(ARGV[4])
+if live and lifetime > 0 then
+  local written = tonumber(string.match(string.sub(value, #current + 1), '^t(%d+)|'))
+  if written and now - written >= lifetime then
+    live = false
+  end
+end
 if ARGV[1] == 'remove' then
   redis.call('INCR', KEYS[3])
   if value then
@@ -63,8 +73,6 @@ end
 if ARGV[1] == 'ttl' then
   return redis.call('PTTL', KEYS[1])
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local stamped = string.match(string.sub(value, #current + 1), '^t%d+|(.*)$')
 if stamped then
   redis.call('SET', KEYS[1], current .. 't' .. now .. '|' .. stamped)
