@@ -192,3 +192,41 @@ fn async_refresh_runs_on_the_callers_runtime() {
         assert_ne!(fetch(1).await, old);
     });
 }
+
+static OUTAGE_RUNS: AtomicUsize = AtomicUsize::new(0);
+static OUTAGE_GATE: Mutex<Option<Arc<Barrier>>> = Mutex::new(None);
+
+#[cache(backend = "json", expire = 60, refresh = 1)]
+fn priced(id: u32) -> usize {
+    let gate = OUTAGE_GATE.lock().unwrap().clone();
+    if let Some(gate) = gate {
+        gate.wait(); // the refresh has begun
+        gate.wait(); // Redis is frozen
+    }
+    id as usize * 1000 + OUTAGE_RUNS.fetch_add(1, SeqCst)
+}
+
+#[test]
+fn a_refresh_that_cannot_reach_redis_keeps_the_old_value() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    server();
+    let old = priced(3);
+    sleep(PAST_ONE_SECOND);
+    let gate = Arc::new(Barrier::new(2));
+    *OUTAGE_GATE.lock().unwrap() = Some(Arc::clone(&gate));
+    let errors = priced::cache_stats().errors;
+    assert_eq!(priced(3), old, "due: served, and the refresh starts");
+    gate.wait();
+    server().pause();
+    gate.wait();
+    wait_until("the refresh's failed write is counted", || priced::cache_stats().errors > errors);
+    server().resume();
+    *OUTAGE_GATE.lock().unwrap() = None;
+    assert_eq!(priced::cache_stats().refreshes, 0, "a failed write is not a refresh");
+    // The probes above (stats read the length from Redis) opened the breaker: wait it out.
+    wait_until("Redis answers again", || priced::cache_entry(3).get().is_ok());
+    // The old value, or the refresh's own (a write that timed out may still have been
+    // applied when Redis thawed): never nothing, never another key's.
+    let stored = priced::cache_entry(3).get().unwrap().expect("the entry is still there");
+    assert!(stored == old || stored == old + 1, "{stored} (old {old})");
+}
