@@ -324,3 +324,31 @@ fn a_tag_invalidation_while_redis_is_frozen_is_an_error_and_is_retried() {
     }
     assert!(server().keys("memo:*::orders:*:k:*").is_empty(), "the retry removed orders(21, 1)");
 }
+
+#[test]
+fn a_tag_over_many_entries_is_removed_in_batches() {
+    if is_child() {
+        return;
+    }
+    let _serial = serial();
+    server();
+    reset();
+    // 5,000 entries of another program's namespace under one tag, written as the write
+    // script would (value tagged with epoch 0, member of the tag's set and of the index).
+    let _: () = redis::Script::new(
+        "for i = 1, 5000 do
+           local key = 'memo:other:k:' .. i
+           redis.call('SET', key, 'e0|' .. i)
+           redis.call('ZADD', 'memo:other:i', i, key)
+           redis.call('SADD', KEYS[1], key)
+         end",
+    )
+    .key("memo:__memo:tag:table:big")
+    .invoke(&mut server().raw())
+    .unwrap();
+    assert_eq!(invalidate_tags(["table:big"]).unwrap(), 5_000, "every live entry, counted once");
+    assert!(server().keys("memo:other:k:*").is_empty(), "all removed");
+    let mut raw = server().raw();
+    assert_eq!(raw.zcard::<_, usize>("memo:other:i").unwrap(), 0, "and their index members");
+    assert!(server().keys("memo:__memo:tag*:table:big").iter().all(|k| k.contains(":tagv:")), "no set left");
+}

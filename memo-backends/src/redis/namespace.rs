@@ -11,12 +11,13 @@
 //! {config prefix}:__memo:drains                                                    the draining indexes (SET)
 //! {config prefix}:__memo:tag:{tag}                                                 the entries carrying a tag (SET)
 //! {config prefix}:__memo:tagv:{tag}                                                a tag's version
+//! {config prefix}:__memo:tagdrain:{tag}                                            a tag's entries being removed (SET)
 //! ```
 //!
 //! Tags: the write script adds the entry to each of its tags' sets, if no tag's version
 //! moved since the lookup read it (the lookup's `MGET` reads them beside the value). An
 //! invalidation moves each tag's version on (no fill that began before can store), then
-//! removes the entries in its set and the set. A tag set lives as long as its longest
+//! sets its set aside (renamed to its draining set) and removes those entries in batches. A tag set lives as long as its longest
 //! lived entry, and each write drops up to two members whose entry is gone.
 //!
 //! An entry's value is `e{epoch}|` then the encoded value: only values of the current
@@ -97,6 +98,11 @@ impl Namespace {
     /// The set of the entries carrying `tag`.
     pub(crate) fn tag_set(&self, tag: &str) -> String {
         format!("{}:tag:{tag}", self.root)
+    }
+
+    /// The entries of `tag` that an invalidation set aside and is removing.
+    pub(crate) fn tag_draining(&self, tag: &str) -> String {
+        format!("{}:tagdrain:{tag}", self.root)
     }
 
     /// The version of `tag`, moved on by each invalidation.

@@ -4,7 +4,7 @@ use redis::{cmd, RedisResult};
 
 use super::conn::Io;
 use super::namespace::{has_segments, untag, Namespace};
-use super::script::{CLEAR, DRAIN, ENTRY, TAGS, WRITE};
+use super::script::{CLEAR, DRAIN, ENTRY, TAGS, TAG_BATCH, WRITE};
 
 /// Keys removed per round trip by clears: small enough that Redis never stalls.
 const BATCH: usize = 1000;
@@ -170,9 +170,11 @@ pub(crate) async fn touch(
 /// computation runs between its lookup and its write.
 const TAG_VERSION_MS: u64 = 86_400_000;
 
-/// Invalidates `tags` in one round trip, whatever the number of entries under other
-/// tags: moves each tag's version on, removes its entries and its set; returns the live
-/// entries removed.
+/// Invalidates `tags`: one script moves their versions on and sets their entries aside
+/// (whatever else is stored), then batches of [`DRAIN_BATCH`] remove those entries, so
+/// that Redis is never blocked for long by a tag over many entries; returns the live
+/// entries removed. If this is interrupted, the next invalidation of the same tag (the
+/// retry, or any process's) finishes the removal.
 pub(crate) async fn invalidate_tags(io: &mut impl Io, ns: &Namespace, tags: &[String]) -> RedisResult<usize> {
     let mut invocation = TAGS.prepare_invoke();
     for tag in tags {
@@ -181,9 +183,24 @@ pub(crate) async fn invalidate_tags(io: &mut impl Io, ns: &Namespace, tags: &[St
     for tag in tags {
         invocation.key(ns.tag_version(tag));
     }
+    for tag in tags {
+        invocation.key(ns.tag_draining(tag));
+    }
     invocation.arg(tags.len()).arg(TAG_VERSION_MS);
-    let removed: u64 = io.invoke(&invocation).await?;
-    Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+    let _: i64 = io.invoke(&invocation).await?;
+    let mut removed = 0;
+    for tag in tags {
+        let mut batch = TAG_BATCH.prepare_invoke();
+        batch.key(ns.tag_draining(tag)).arg(DRAIN_BATCH);
+        loop {
+            let (live, left): (u64, u64) = io.invoke(&batch).await?;
+            removed += usize::try_from(live).unwrap_or(usize::MAX);
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Clears the namespace in one round trip, whatever its size; returns the live entries

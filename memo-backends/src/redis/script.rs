@@ -207,41 +207,61 @@ return removed
     )
 });
 
-/// KEYS: the sets of n tags, then their versions. ARGV: n, how long a version lives in
-/// ms. Moves each version on (to the later of itself + 1 and Redis's time in ms, so that
-/// it never goes back), then removes the entries in each set, their index members and
-/// the set. Returns the live entries removed: those whose value carries their
-/// namespace's current epoch. An entry key's namespace is what precedes its last `:k:`
-/// (argument segments never hold `:k:`).
+/// KEYS: the sets of n tags, then their versions, then their draining sets. ARGV: n,
+/// how long a version lives in ms. Moves each version on (to the later of itself + 1
+/// and Redis's time in ms, so that it never goes back: no fill that began before
+/// stores), then moves the tag's set into its draining set (merged with what an
+/// interrupted invalidation left there), which [`TAG_BATCH`] empties. O(n): the set
+/// is renamed, not read.
 pub(crate) static TAGS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local n = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local removed = 0
 for i = 1, n do
   local version = tonumber(redis.call('GET', KEYS[n + i]) or '0') or 0
   redis.call('SET', KEYS[n + i], string.format('%d', math.max(version + 1, now)), 'PX', ARGV[2])
-  for _, key in ipairs(redis.call('SMEMBERS', KEYS[i])) do
-    local base = string.match(key, '^(.*):k:')
-    local value = redis.call('GET', key)
-    if value then
-      if base then
-        local current = 'e' .. (redis.call('GET', base .. ':e') or '0') .. '|'
-        if string.sub(value, 1, #current) == current then
-          removed = removed + 1
-        end
-      end
-      redis.call('UNLINK', key)
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    if redis.call('EXISTS', KEYS[2 * n + i]) == 1 then
+      redis.call('SUNIONSTORE', KEYS[2 * n + i], KEYS[2 * n + i], KEYS[i])
+      redis.call('UNLINK', KEYS[i])
+    else
+      redis.call('RENAME', KEYS[i], KEYS[2 * n + i])
     end
-    if base then
-      redis.call('ZREM', base .. ':i', key)
-    end
+    redis.call('PERSIST', KEYS[2 * n + i])
   end
-  redis.call('UNLINK', KEYS[i])
 end
-return removed
+return n
+",
+    )
+});
+
+/// KEYS: a tag's draining set. ARGV: the batch size. Removes up to that many of its
+/// entries, with their index members; returns the live entries removed (those whose
+/// value carries their namespace's current epoch) and the members left. An entry key's
+/// namespace is what precedes its last `:k:` (argument segments never hold `:k:`).
+pub(crate) static TAG_BATCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local removed = 0
+for _, key in ipairs(redis.call('SPOP', KEYS[1], tonumber(ARGV[1]))) do
+  local base = string.match(key, '^(.*):k:')
+  local value = redis.call('GET', key)
+  if value then
+    if base then
+      local current = 'e' .. (redis.call('GET', base .. ':e') or '0') .. '|'
+      if string.sub(value, 1, #current) == current then
+        removed = removed + 1
+      end
+    end
+    redis.call('UNLINK', key)
+  end
+  if base then
+    redis.call('ZREM', base .. ':i', key)
+  end
+end
+return {removed, redis.call('SCARD', KEYS[1])}
 ",
     )
 });
