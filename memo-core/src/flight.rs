@@ -15,8 +15,19 @@ use std::task::{Context, Poll, Waker};
 use hashbrown::HashTable;
 use parking_lot::{Condvar, Mutex};
 
-/// One in-flight computation in the table: its key's hash, the key, the flight.
-type Entry<K, V> = (u64, K, Arc<Flight<V>>);
+/// One in-flight computation in the table: its key's hash, the key, the computation.
+type Entry<K, V> = (u64, K, Slot<V>);
+
+/// A computation under way. Its [`Flight`], what waiters wait on, is made only when a
+/// second caller arrives: most misses have none, and skip its allocation.
+#[derive(Debug)]
+struct Slot<V> {
+    /// Tells this computation from a later one for the same key.
+    id: u64,
+    /// The clear generation the computation started in.
+    generation: u64,
+    flight: Option<Arc<Flight<V>>>,
+}
 
 /// One shard's table.
 type Table<K, V> = Mutex<HashTable<Entry<K, V>>>;
@@ -30,6 +41,7 @@ const SHARDS: usize = 16;
 pub(crate) struct Flights<K, V> {
     tables: [CachePadded<Table<K, V>>; SHARDS],
     hasher: foldhash::fast::RandomState,
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 /// A lock on cache lines of its own, so that two shards' locks never share a line.
@@ -42,6 +54,7 @@ impl<K, V> Default for Flights<K, V> {
         Flights {
             tables: std::array::from_fn(|_| CachePadded(Mutex::new(HashTable::new()))),
             hasher: Default::default(),
+            next_id: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -56,8 +69,6 @@ impl<K, V> Flights<K, V> {
 /// One computation that callers may wait for.
 #[derive(Debug)]
 pub(crate) struct Flight<V> {
-    /// The clear generation the computation started in.
-    generation: u64,
     state: Mutex<State<V>>,
     done: Condvar,
 }
@@ -109,46 +120,46 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
     pub(crate) fn join(&self, key: &K, generation: u64) -> Role<'_, K, V> {
         let hash = self.hasher.hash_one(key);
         let mut table = self.table(hash).lock();
-        let fresh = || {
-            Arc::new(Flight {
-                generation,
-                state: Mutex::new(State::Running(Vec::new())),
-                done: Condvar::new(),
-            })
-        };
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Made only when leading: a dropped `Leader` takes this table's lock.
+        let lead = || Role::Lead(Leader { flights: self, hash, id, generation, finished: false });
+        let fresh = Slot { id, generation, flight: None };
         match table.find_mut(hash, |(_, k, _)| k == key) {
-            Some((_, _, flight)) if flight.generation == generation && flight.is_running() => {
+            // Entries leave the table when their computation ends: this one runs.
+            Some((_, _, slot)) if slot.generation == generation => {
+                let flight = slot.flight.get_or_insert_with(|| {
+                    Arc::new(Flight { state: Mutex::new(State::Running(Vec::new())), done: Condvar::new() })
+                });
                 Role::Wait(Arc::clone(flight))
             }
-            // A flight from before a clear, or one that just ended: lead a new one.
-            Some((_, _, flight)) => {
-                *flight = fresh();
-                Role::Lead(Leader { flights: self, hash, flight: Arc::clone(flight), finished: false })
+            // A computation from before a clear: its waiters join again, and find this one.
+            Some((_, _, slot)) => {
+                if let Some(old) = std::mem::replace(slot, fresh).flight {
+                    old.finish(State::Abandoned);
+                }
+                drop(table);
+                lead()
             }
             None => {
-                let flight = fresh();
-                table.insert_unique(hash, (hash, key.clone(), Arc::clone(&flight)), |(h, _, _)| *h);
-                Role::Lead(Leader { flights: self, hash, flight, finished: false })
+                table.insert_unique(hash, (hash, key.clone(), fresh), |(h, _, _)| *h);
+                drop(table);
+                lead()
             }
         }
     }
 }
 
 impl<K, V> Flights<K, V> {
-    /// Forgets `flight`, unless a newer flight for its key replaced it.
-    fn remove(&self, hash: u64, flight: &Arc<Flight<V>>) {
+    /// Takes computation `id` out of the table, unless a later one replaced it; its
+    /// flight, if anyone waits.
+    fn remove(&self, hash: u64, id: u64) -> Option<Arc<Flight<V>>> {
         let mut table = self.table(hash).lock();
-        if let Ok(entry) = table.find_entry(hash, |(_, _, f)| Arc::ptr_eq(f, flight)) {
-            entry.remove();
-        }
+        let entry = table.find_entry(hash, |(_, _, slot)| slot.id == id).ok()?;
+        entry.remove().0 .2.flight
     }
 }
 
 impl<V: Clone> Flight<V> {
-    fn is_running(&self) -> bool {
-        matches!(*self.state.lock(), State::Running(_))
-    }
-
     /// Blocks until the leader finishes.
     pub(crate) fn wait(&self) -> Outcome<V> {
         let mut state = self.state.lock();
@@ -204,14 +215,15 @@ impl<V: Clone> Future for WaitFuture<V> {
 pub(crate) struct Leader<'a, K, V> {
     flights: &'a Flights<K, V>,
     hash: u64,
-    flight: Arc<Flight<V>>,
+    id: u64,
+    generation: u64,
     finished: bool,
 }
 
 impl<K, V> Leader<'_, K, V> {
     /// The generation the computation started in.
     pub(crate) fn generation(&self) -> u64 {
-        self.flight.generation
+        self.generation
     }
 
     /// Hands `value` to every waiter (cloned only if someone waits).
@@ -219,33 +231,33 @@ impl<K, V> Leader<'_, K, V> {
     where
         V: Clone,
     {
-        if self.close() {
-            self.flight.finish(State::Done(value.clone()));
+        if let Some(flight) = self.close() {
+            flight.finish(State::Done(value.clone()));
         }
     }
 
     /// Tells every waiter that the body failed: each computes for itself.
     pub(crate) fn fail(mut self) {
-        if self.close() {
-            self.flight.finish(State::Failed);
+        if let Some(flight) = self.close() {
+            flight.finish(State::Failed);
         }
     }
 
-    /// Takes the flight out of the table, so that no one joins it any more; whether
-    /// anyone had joined (then the flight must be finished for them). Most misses have
-    /// no waiter: they skip the finish, its lock and its wake-ups.
-    fn close(&mut self) -> bool {
+    /// Takes the computation out of the table, so that no one joins it any more; its
+    /// flight if anyone joined (then it must be finished for them). Most misses have no
+    /// waiter: they skip the flight, its allocation, lock and wake-ups.
+    fn close(&mut self) -> Option<Arc<Flight<V>>> {
         self.finished = true;
-        self.flights.remove(self.hash, &self.flight);
-        Arc::strong_count(&self.flight) > 1
+        self.flights.remove(self.hash, self.id)
     }
 }
 
 impl<K, V> Drop for Leader<'_, K, V> {
     fn drop(&mut self) {
         if !self.finished {
-            self.flight.finish(State::Abandoned);
-            self.flights.remove(self.hash, &self.flight);
+            if let Some(flight) = self.close() {
+                flight.finish(State::Abandoned);
+            }
         }
     }
 }
