@@ -1,16 +1,16 @@
 //! `stale = N` (serve an expired value when the body fails) and `refresh = N`
-//! (recompute old entries in the background), on memory and on json against a real
-//! redis-server. The lifetimes are whole seconds, so these tests sleep a little over one.
+//! (recompute old entries in the background), on memory, distributed_memory, json and
+//! pickle against a real redis-server. The lifetimes are whole seconds, so these tests sleep a little over one.
 
 mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use memo_alchemy::cache;
-use support::server;
+use support::{server, Gate};
 
 /// A little over one second: past a one-second `expire` or `refresh`.
 const PAST_ONE_SECOND: Duration = Duration::from_millis(1_100);
@@ -35,6 +35,11 @@ fn rate(id: u32) -> Result<u32, String> {
 
 #[cache(backend = "json", expire = 1, stale = 1)]
 fn shared_rate(id: u32) -> Result<u32, String> {
+    rate_body(id)
+}
+
+#[cache(backend = "distributed_memory", expire = 1, stale = 1)]
+fn local_rate(id: u32) -> Result<u32, String> {
     rate_body(id)
 }
 
@@ -83,6 +88,13 @@ fn stale_on_memory_and_json() {
         shared_rate::cache_stats,
         shared_rate::cache_clear,
     );
+    // distributed_memory serves nothing before its subscription is up.
+    support::warm(|| local_rate(100), || local_rate::cache_stats().hits).unwrap();
+    stale_values_are_served_only_on_failure_within_the_window(
+        local_rate,
+        local_rate::cache_stats,
+        local_rate::cache_clear,
+    );
     shared_rate(9).unwrap();
     let keys = server().keys("memo:*::shared_rate:*:k:*");
     assert_eq!(keys.len(), 1);
@@ -94,13 +106,13 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 static QUOTE_RUNS: AtomicUsize = AtomicUsize::new(0);
 /// While set, a refresh waits at it: the callers must not.
-static GATE: Mutex<Option<Arc<Barrier>>> = Mutex::new(None);
+static GATE: Mutex<Option<Arc<Gate>>> = Mutex::new(None);
 static QUOTE_FAILS: AtomicBool = AtomicBool::new(false);
 
 fn quote_body(id: u32) -> Result<usize, String> {
     let gate = GATE.lock().unwrap().clone();
     if let Some(gate) = gate {
-        gate.wait();
+        gate.pass(); // until every caller has its answer
     }
     let run = QUOTE_RUNS.fetch_add(1, SeqCst);
     assert!(!QUOTE_FAILS.load(SeqCst), "the quote service panicked");
@@ -114,6 +126,11 @@ fn quote(id: u32) -> Result<usize, String> {
 
 #[cache(backend = "json", expire = 60, refresh = 1)]
 fn shared_quote(id: u32) -> Result<usize, String> {
+    quote_body(id)
+}
+
+#[cache(backend = "pickle", expire = 60, refresh = 1)]
+fn pickled_quote(id: u32) -> Result<usize, String> {
     quote_body(id)
 }
 
@@ -134,14 +151,20 @@ fn refresh_runs_once_in_the_background(
     assert_eq!(f(7), Ok(old));
     sleep(PAST_ONE_SECOND);
     // The refresh waits at the gate until every caller has its answer.
-    let gate = Arc::new(Barrier::new(2));
+    let gate = Arc::new(Gate::default());
     *GATE.lock().unwrap() = Some(Arc::clone(&gate));
-    let callers: Vec<_> = (0..8).map(|_| std::thread::spawn(move || f(7))).collect();
-    for caller in callers {
-        assert_eq!(caller.join().unwrap(), Ok(old), "callers get the old value at once");
+    let (answers, answered) = std::sync::mpsc::channel();
+    for _ in 0..8 {
+        let answers = answers.clone();
+        std::thread::spawn(move || answers.send(f(7)).unwrap());
+    }
+    gate.arrived(); // the refresh is running, and held
+    for _ in 0..8 {
+        let answer = answered.recv_timeout(Duration::from_secs(10)).expect("a caller waited for the refresh");
+        assert_eq!(answer, Ok(old), "callers get the old value at once");
     }
     *GATE.lock().unwrap() = None;
-    gate.wait();
+    gate.release();
     wait_until("the refresh is stored", || stats().refreshes == 1);
     assert_eq!(QUOTE_RUNS.load(SeqCst), runs + 2, "one computation, one refresh");
     let new = f(7).unwrap();
@@ -165,6 +188,7 @@ fn refresh_on_memory_and_json() {
     server();
     refresh_runs_once_in_the_background(quote, quote::cache_stats);
     refresh_runs_once_in_the_background(shared_quote, shared_quote::cache_stats);
+    refresh_runs_once_in_the_background(pickled_quote, pickled_quote::cache_stats);
 }
 
 static ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -194,14 +218,13 @@ fn async_refresh_runs_on_the_callers_runtime() {
 }
 
 static OUTAGE_RUNS: AtomicUsize = AtomicUsize::new(0);
-static OUTAGE_GATE: Mutex<Option<Arc<Barrier>>> = Mutex::new(None);
+static OUTAGE_GATE: Mutex<Option<Arc<Gate>>> = Mutex::new(None);
 
 #[cache(backend = "json", expire = 60, refresh = 1)]
 fn priced(id: u32) -> usize {
     let gate = OUTAGE_GATE.lock().unwrap().clone();
     if let Some(gate) = gate {
-        gate.wait(); // the refresh has begun
-        gate.wait(); // Redis is frozen
+        gate.pass(); // until Redis is frozen
     }
     id as usize * 1000 + OUTAGE_RUNS.fetch_add(1, SeqCst)
 }
@@ -212,13 +235,13 @@ fn a_refresh_that_cannot_reach_redis_keeps_the_old_value() {
     server();
     let old = priced(3);
     sleep(PAST_ONE_SECOND);
-    let gate = Arc::new(Barrier::new(2));
+    let gate = Arc::new(Gate::default());
     *OUTAGE_GATE.lock().unwrap() = Some(Arc::clone(&gate));
     let errors = priced::cache_stats().errors;
     assert_eq!(priced(3), old, "due: served, and the refresh starts");
-    gate.wait();
+    gate.arrived();
     server().pause();
-    gate.wait();
+    gate.release();
     wait_until("the refresh's failed write is counted", || priced::cache_stats().errors > errors);
     server().resume();
     *OUTAGE_GATE.lock().unwrap() = None;

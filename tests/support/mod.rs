@@ -220,3 +220,36 @@ pub fn wait_for(name: &str) {
         sleep(Duration::from_millis(2));
     }
 }
+
+/// A point where a body (in a background refresh, say) stops until the test lets it
+/// go, with timeouts on both sides, so that a body that never arrives fails the test
+/// rather than hanging it.
+#[derive(Default)]
+pub struct Gate {
+    state: Mutex<(bool, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    /// The body's side: says it arrived, then waits (at most 20 s) to be released.
+    pub fn pass(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.0 = true;
+        self.changed.notify_all();
+        let _unused = self.changed.wait_timeout_while(state, Duration::from_secs(20), |s| !s.1).unwrap();
+    }
+
+    /// The test's side: waits for the body to arrive; panics after 10 s.
+    pub fn arrived(&self) {
+        let state = self.state.lock().unwrap();
+        let (_state, timeout) =
+            self.changed.wait_timeout_while(state, Duration::from_secs(10), |s| !s.0).unwrap();
+        assert!(!timeout.timed_out(), "the body never reached the gate");
+    }
+
+    /// Lets the body go on.
+    pub fn release(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
+}
