@@ -46,8 +46,7 @@ impl<K, V> Lru<K, V> {
     where
         K: Eq,
     {
-        let slots = &self.slots;
-        self.table.find(hash, |&i| slots[i as usize].entry.as_ref().is_some_and(|(k, _)| k == key)).is_some()
+        self.find(hash, |k| k == key).is_some()
     }
 
     /// The hash of the entry a full map evicts next: the least recently used.
@@ -67,10 +66,7 @@ impl<K, V> Lru<K, V> {
         expired: impl Fn(u64) -> bool,
         eq: impl Fn(&K) -> bool,
     ) -> Found<'_, V> {
-        let slots = &self.slots;
-        let Some(&index) =
-            self.table.find(hash, |&i| slots[i as usize].entry.as_ref().is_some_and(|(k, _)| eq(k)))
-        else {
+        let Some(index) = self.find(hash, eq) else {
             return Found::Absent;
         };
         if expired(self.slots[index as usize].expires_at) {
@@ -125,6 +121,7 @@ impl<K, V> Lru<K, V> {
         evicted
     }
 
+    /// The slot of the entry for which `eq` holds.
     fn find(&self, hash: u64, eq: impl Fn(&K) -> bool) -> Option<u32> {
         let slots = &self.slots;
         self.table.find(hash, |&i| slots[i as usize].entry.as_ref().is_some_and(|(k, _)| eq(k))).copied()

@@ -51,8 +51,6 @@ pub struct Memory<K, V> {
     expire_ms: Option<u64>,
     /// For each entry's lifetime (`expire`, spread by `expire_jitter`).
     policy: Policy,
-    /// `stale` or `refresh`: hits are judged by their age.
-    fresh: bool,
     strict: Option<StrictKeys<K>>,
     hasher: foldhash::fast::RandomState,
 }
@@ -188,14 +186,7 @@ where
         if expire_ms.is_some() {
             coarse_now_ms(); // starts the ticker now rather than on the first hit
         }
-        Ok(Memory {
-            store,
-            expire_ms,
-            policy,
-            fresh: policy.tracks_freshness(),
-            strict,
-            hasher: Default::default(),
-        })
+        Ok(Memory { store, expire_ms, policy, strict, hasher: Default::default() })
     }
 
     #[inline]
@@ -231,7 +222,7 @@ where
             }
         };
         Ok(match found {
-            Some(Some((v, at))) if self.fresh => self.judged(v, at, hash),
+            Some(Some((v, at))) if self.policy.tracks_freshness() => self.judged(v, at, hash),
             Some(Some((v, _))) => Lookup::Hit(v),
             Some(None) => {
                 self.remove_expired(hash, key);

@@ -12,7 +12,9 @@ use std::hash::Hash;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
+
+use parking_lot::Mutex;
 use std::thread;
 
 use crate::backend::{Backend, Fill, Lookup};
@@ -34,10 +36,7 @@ static POOL: LazyLock<Mutex<Sender<Job>>> = LazyLock::new(|| {
         thread::Builder::new()
             .name(format!("memo-alchemy-refresh-{i}"))
             .spawn(move || loop {
-                let job = match queue.lock() {
-                    Ok(queue) => queue.recv(),
-                    Err(poisoned) => poisoned.into_inner().recv(),
-                };
+                let job = queue.lock().recv();
                 match job {
                     // A refresh catches its body's panics; this keeps the thread alive
                     // through any other (a user's `Clone` or `Hash`).
@@ -51,7 +50,7 @@ static POOL: LazyLock<Mutex<Sender<Job>>> = LazyLock::new(|| {
 });
 
 fn in_background(job: Job) {
-    let pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let pool = POOL.lock();
     // The threads never stop while the sender lives: sending cannot fail.
     drop(pool.send(job));
 }
@@ -101,11 +100,11 @@ impl<K> Default for Queued<K> {
 impl<K: Hash + Eq + Clone> Queued<K> {
     /// Whether `key` was not queued yet (it is now).
     fn claim(&self, key: &K) -> bool {
-        self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.clone())
+        self.keys.lock().insert(key.clone())
     }
 
     fn release(&self, key: &K) {
-        self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+        self.keys.lock().remove(key);
     }
 }
 

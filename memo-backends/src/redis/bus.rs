@@ -82,7 +82,7 @@ impl Bus {
                 origin: format!(
                     "{}-{:x}",
                     std::process::id(),
-                    super::namespace::fnv1a(&now_nanos().to_le_bytes())
+                    super::namespace::fnv1a(&super::wall_nanos().to_le_bytes())
                 ),
                 epoch: AtomicU64::new(0),
                 next_epoch: AtomicU64::new(1),
@@ -251,10 +251,6 @@ fn unframe(message: &str) -> Option<(char, Vec<&str>)> {
         rest = tail.get(length..)?;
     }
     Some((kind, fields))
-}
-
-fn now_nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
 
 /// Stops this process's invalidation subscriber, if one runs: call it before exit for

@@ -123,8 +123,8 @@ where
 
     fn invalidate_tagged(&self, tags: &[String]) {
         if let (true, Some(render)) = (self.function.may_carry(tags), self.tags) {
+            // The bus then clears what is private downstream of every carrying function.
             self.invalidate_where(&|key: &K| render(key).iter().any(|t| tags.contains(t)));
-            self.cascade();
         }
     }
 }

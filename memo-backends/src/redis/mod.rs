@@ -465,9 +465,12 @@ redis_kind!(PickleBackend, PickleCodec);
 /// (the clocks of Redis's host and this one are assumed close: a `stale` or `refresh`
 /// judgement is off by their difference).
 fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    u64::try_from(wall_nanos() / 1_000_000).unwrap_or(u64::MAX)
+}
+
+/// Nanoseconds since the Unix epoch by the wall clock (0 before it).
+pub(crate) fn wall_nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
 
 /// Clears a function this process never opened, by its namespace alone.

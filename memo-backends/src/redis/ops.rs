@@ -304,9 +304,7 @@ pub(crate) async fn advance_generation(io: &mut impl Io, ns: &Namespace) -> Redi
 /// Sets a generation that holds something other than a number to a value no fill can
 /// have read: the time in nanoseconds.
 async fn reset_generation(io: &mut impl Io, ns: &Namespace) -> RedisResult<()> {
-    let fresh = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX / 2));
+    let fresh = i64::try_from(super::wall_nanos()).unwrap_or(i64::MAX / 2).max(1);
     tracing::warn!(key = ns.generation(), "memo-alchemy: a clear generation held no number; reset");
     io.query(cmd("SET").arg(ns.generation()).arg(fresh)).await
 }
@@ -364,8 +362,7 @@ async fn unlink(io: &mut impl Io, keys: &[String]) -> RedisResult<usize> {
 fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = super::wall_nanos();
     format!("{nanos:x}-{}-{}", std::process::id(), NEXT.fetch_add(1, Relaxed))
 }
 
