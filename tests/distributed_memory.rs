@@ -56,11 +56,7 @@ fn scenario(child: &str, act: impl FnOnce()) {
 }
 
 fn commands_total() -> u64 {
-    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut server().raw()).unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
-        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
-        .sum()
+    server().command_calls().into_iter().filter(|(c, _)| c != "info").map(|(_, n)| n).sum()
 }
 
 #[test]

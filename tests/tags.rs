@@ -27,6 +27,11 @@ fn name(id: u64) -> String {
     format!("name-{id}")
 }
 
+#[cache(backend = "json", tags = ["table:big"])]
+fn big(i: u64) -> u64 {
+    i
+}
+
 #[cache(backend = "json", tags = ["user:{id}", "table:orders"])]
 fn orders(id: u64, page: u32) -> Vec<u64> {
     ORDERS_RUNS.fetch_add(1, SeqCst);
@@ -115,10 +120,15 @@ fn a_tag_removes_exactly_its_entries_on_every_backend_and_clears_dependents() {
     assert_eq!(invalidate_tags(["user:42"]).unwrap(), 7);
 
     let mut raw = server().raw();
-    assert!(!raw.exists::<_, bool>("memo:__memo:tag:user:42").unwrap(), "the tag's set is gone");
-    assert_eq!(raw.scard::<_, usize>("memo:__memo:tag:user:7").unwrap(), 1, "orders(7, 1) keeps its tag");
-    let version: u64 = raw.get("memo:__memo:tagv:user:42").unwrap();
-    assert!(version > 0, "the tag's version moved on");
+    assert!(server().keys("memo:*:tag:user:42").is_empty(), "the tag's sets are gone");
+    let sevens = server().keys("memo:*:tag:user:7");
+    let members: usize = sevens.iter().map(|set| raw.scard::<_, usize>(set).unwrap()).sum();
+    assert_eq!(members, 1, "orders(7, 1) keeps its tag");
+    let versions = server().keys("memo:*:tagv:user:42");
+    assert!(!versions.is_empty(), "the tag has versions where it was carried");
+    for key in versions {
+        assert!(raw.get::<_, u64>(&key).unwrap() > 0, "the tag's version moved on in {key}");
+    }
 
     let [n, o, a, t, p, tt] = before;
     call_all();
@@ -141,12 +151,14 @@ fn a_tag_costs_the_same_round_trips_with_10_or_100_000_other_entries() {
             orders(1000 + i, 1);
         }
         // More entries under other tags, written as the write script would.
-        server().fill("orders", others);
+        let index = server().fill("orders", others);
+        let sub_index = index.strip_suffix(":i").unwrap();
         let _: () = redis::Script::new(
-            "for i = 1, tonumber(ARGV[1]) do redis.call('SADD', KEYS[1], 'memo:x:k:' .. i) end",
+            "for i = 1, tonumber(ARGV[1]) do redis.call('SADD', KEYS[1], ARGV[2] .. ':k:' .. i) end",
         )
-        .key("memo:__memo:tag:user:other")
+        .key(format!("{sub_index}:tag:user:other"))
         .arg(others)
+        .arg(sub_index)
         .invoke(&mut server().raw())
         .unwrap();
         let before = commands();
@@ -155,6 +167,7 @@ fn a_tag_costs_the_same_round_trips_with_10_or_100_000_other_entries() {
         reset();
         cost
     };
+    orders(0, 1); // lists the function's namespace in the tagged hash
     invalidate_tags(["user:warm-up"]).unwrap(); // loads the scripts
     let (small, large) = (cost(10), cost(100_000));
     println!("commands per invalidation: {small} with 10 other entries, {large} with 100,000");
@@ -169,13 +182,11 @@ fn commands() -> u64 {
         assert!(Instant::now() < deadline, "the drain never finished");
         sleep(Duration::from_millis(10));
     }
-    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut server().raw()).unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_"))
-        .filter(|l| {
-            !["ping", "info", "srandmember", "scard"].iter().any(|c| l.starts_with(&format!("cmdstat_{c}:")))
-        })
-        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+    server()
+        .command_calls()
+        .into_iter()
+        .filter(|(c, _)| !["ping", "info", "srandmember", "scard", "cluster"].contains(&c.as_str()))
+        .map(|(_, n)| n)
         .sum()
 }
 
@@ -333,22 +344,30 @@ fn a_tag_over_many_entries_is_removed_in_batches() {
     let _serial = serial();
     server();
     reset();
-    // 5,000 entries of another program's namespace under one tag, written as the write
-    // script would (value tagged with epoch 0, member of the tag's set and of the index).
+    // 5,000 entries of one function under one tag: one computed, the others written as
+    // the write script would (value tagged with the current epoch, member of the tag's
+    // set and of the index).
+    assert_eq!(big(0), 0);
+    let entry = server().keys("memo:*::big:*:k:*").pop().unwrap();
+    let sub_index = entry.rsplit_once(":k:").unwrap().0.to_owned();
     let _: () = redis::Script::new(
-        "for i = 1, 5000 do
-           local key = 'memo:other:k:' .. i
-           redis.call('SET', key, 'e0|' .. i)
-           redis.call('ZADD', 'memo:other:i', i, key)
+        "local epoch = redis.call('GET', KEYS[3]) or '0'
+         for i = 1, 4999 do
+           local key = ARGV[1] .. ':k:x' .. i
+           redis.call('SET', key, 'e' .. epoch .. '|' .. i)
+           redis.call('ZADD', KEYS[2], i, key)
            redis.call('SADD', KEYS[1], key)
          end",
     )
-    .key("memo:__memo:tag:table:big")
+    .key(format!("{sub_index}:tag:table:big"))
+    .key(format!("{sub_index}:i"))
+    .key(format!("{sub_index}:e"))
+    .arg(&sub_index)
     .invoke(&mut server().raw())
     .unwrap();
     assert_eq!(invalidate_tags(["table:big"]).unwrap(), 5_000, "every live entry, counted once");
-    assert!(server().keys("memo:other:k:*").is_empty(), "all removed");
+    assert!(server().keys("memo:*::big:*:k:*").is_empty(), "all removed");
     let mut raw = server().raw();
-    assert_eq!(raw.zcard::<_, usize>("memo:other:i").unwrap(), 0, "and their index members");
-    assert!(server().keys("memo:__memo:tag*:table:big").iter().all(|k| k.contains(":tagv:")), "no set left");
+    assert_eq!(raw.zcard::<_, usize>(format!("{sub_index}:i")).unwrap(), 0, "and their index members");
+    assert!(server().keys("memo:*:tag*:table:big").iter().all(|k| k.contains(":tagv:")), "no set left");
 }

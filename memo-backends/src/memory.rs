@@ -102,7 +102,7 @@ fn shard_count(limit: Option<usize>) -> usize {
 }
 
 /// Splits `limit` over `shards` exactly: shard `i`'s share.
-fn share(limit: Option<usize>, shards: usize, i: usize) -> Option<usize> {
+pub(crate) fn share(limit: Option<usize>, shards: usize, i: usize) -> Option<usize> {
     limit.map(|l| l / shards + usize::from(i < l % shards))
 }
 

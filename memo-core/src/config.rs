@@ -45,6 +45,7 @@ pub struct Config {
     default_expire_jitter: u8,
     key_prefix: String,
     redis_url: RedisUrl,
+    redis_cluster_urls: Vec<RedisUrl>,
     redis_timeout: Duration,
     breaker_failures: u32,
     breaker_cooldown: Duration,
@@ -63,8 +64,9 @@ impl Config {
     }
 
     /// Reads `MEMO_DEFAULT_LIMIT`, `MEMO_DEFAULT_EXPIRE`, `MEMO_DEFAULT_EXPIRE_JITTER`, `MEMO_KEY_PREFIX`,
-    /// `MEMO_REDIS_URL`, `MEMO_REDIS_TIMEOUT_MS`, `MEMO_REDIS_BREAKER_FAILURES` and
-    /// `MEMO_REDIS_BREAKER_COOLDOWN_MS`; unset variables keep their defaults.
+    /// `MEMO_REDIS_URL`, `MEMO_REDIS_CLUSTER_URLS` (comma-separated), `MEMO_REDIS_TIMEOUT_MS`,
+    /// `MEMO_REDIS_BREAKER_FAILURES` and `MEMO_REDIS_BREAKER_COOLDOWN_MS`; unset variables
+    /// keep their defaults.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable and its value when one cannot be used.
@@ -178,6 +180,12 @@ impl Config {
         &self.redis_url
     }
 
+    /// The seed nodes of a Redis Cluster, when the Redis backends use one instead of
+    /// [`redis_url`](Config::redis_url); empty for a single server.
+    pub fn redis_cluster_urls(&self) -> &[RedisUrl] {
+        &self.redis_cluster_urls
+    }
+
     /// The longest a cached call waits for Redis (connecting or one command) before it
     /// computes directly.
     pub fn redis_timeout(&self) -> Duration {
@@ -205,6 +213,7 @@ pub struct ConfigBuilder {
     default_expire_jitter: i64,
     key_prefix: String,
     redis_url: String,
+    redis_cluster_urls: Vec<String>,
     redis_timeout: Duration,
     breaker_failures: u32,
     breaker_cooldown: Duration,
@@ -218,6 +227,7 @@ impl Default for ConfigBuilder {
             default_expire_jitter: 0,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             redis_url: DEFAULT_REDIS_URL.to_owned(),
+            redis_cluster_urls: Vec::new(),
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             breaker_failures: DEFAULT_BREAKER_FAILURES,
             breaker_cooldown: DEFAULT_BREAKER_COOLDOWN,
@@ -232,6 +242,7 @@ struct Names {
     jitter: &'static str,
     prefix: &'static str,
     redis_url: &'static str,
+    redis_cluster_urls: &'static str,
     redis_timeout: &'static str,
     breaker_failures: &'static str,
 }
@@ -243,6 +254,7 @@ impl Names {
         jitter: "default_expire_jitter",
         prefix: "key_prefix",
         redis_url: "redis_url",
+        redis_cluster_urls: "redis_cluster_urls",
         redis_timeout: "redis_timeout",
         breaker_failures: "breaker_failures",
     };
@@ -252,6 +264,7 @@ impl Names {
         jitter: "MEMO_DEFAULT_EXPIRE_JITTER",
         prefix: "MEMO_KEY_PREFIX",
         redis_url: "MEMO_REDIS_URL",
+        redis_cluster_urls: "MEMO_REDIS_CLUSTER_URLS",
         redis_timeout: "MEMO_REDIS_TIMEOUT_MS",
         breaker_failures: "MEMO_REDIS_BREAKER_FAILURES",
     };
@@ -281,6 +294,10 @@ impl ConfigBuilder {
         }
         if let Some(v) = var("MEMO_REDIS_URL") {
             builder.redis_url = v;
+        }
+        if let Some(v) = var("MEMO_REDIS_CLUSTER_URLS") {
+            builder.redis_cluster_urls =
+                v.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
         }
         if let Some(v) = var("MEMO_REDIS_TIMEOUT_MS") {
             keep(
@@ -314,6 +331,7 @@ impl ConfigBuilder {
                 s if s == names.jitter => self.default_expire_jitter = default.default_expire_jitter,
                 s if s == names.prefix => self.key_prefix.clone_from(&default.key_prefix),
                 s if s == names.redis_url => self.redis_url.clone_from(&default.redis_url),
+                s if s == names.redis_cluster_urls => self.redis_cluster_urls.clear(),
                 s if s == names.redis_timeout => self.redis_timeout = default.redis_timeout,
                 s if s == names.breaker_failures => self.breaker_failures = default.breaker_failures,
                 _ => return false,
@@ -352,6 +370,18 @@ impl ConfigBuilder {
     /// The Redis server, `redis://[user:password@]host[:port][/db]` or `rediss://` for TLS.
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.redis_url = url.into();
+        self
+    }
+
+    /// The seed nodes of a Redis Cluster (`redis://host:port` each; a few are enough,
+    /// the rest are discovered). When set, the Redis backends use the cluster and
+    /// [`redis_url`](ConfigBuilder::redis_url) is not used.
+    pub fn redis_cluster_urls<I>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.redis_cluster_urls = urls.into_iter().map(Into::into).collect();
         self
     }
 
@@ -408,6 +438,25 @@ impl ConfigBuilder {
                 reason: "use redis://host:port/db, rediss:// for TLS or unix:///path".into(),
             });
         }
+        let redis_cluster_urls: Vec<RedisUrl> = self.redis_cluster_urls.into_iter().map(RedisUrl).collect();
+        if let Some(bad) =
+            redis_cluster_urls.iter().find(|u| !(u.0.starts_with("redis://") || u.0.starts_with("rediss://")))
+        {
+            return Err(Error::Config {
+                setting: names.redis_cluster_urls,
+                value: bad.to_string(),
+                reason: "use redis://host:port or rediss://host:port for each seed node".into(),
+            });
+        }
+        if !redis_cluster_urls.is_empty() && self.key_prefix.contains(['{', '}']) {
+            return Err(Error::Config {
+                setting: names.prefix,
+                value: self.key_prefix,
+                reason: "on a Redis Cluster, braces in the prefix would put every key in one hash slot: \
+                         use a prefix without `{` or `}`"
+                    .into(),
+            });
+        }
         if self.redis_timeout.is_zero() {
             return Err(Error::Config {
                 setting: names.redis_timeout,
@@ -434,6 +483,7 @@ impl ConfigBuilder {
             default_expire_jitter,
             key_prefix: self.key_prefix,
             redis_url: url,
+            redis_cluster_urls,
             redis_timeout: self.redis_timeout,
             breaker_failures: self.breaker_failures,
             breaker_cooldown: self.breaker_cooldown,

@@ -1,9 +1,12 @@
 //! A real `redis-server` for the tests of one binary: started on a free loopback port
 //! on first use, with persistence off, and stopped when the test process ends (a
-//! watchdog shell kills it once its parent is gone).
+//! watchdog shell kills it once its parent is gone). With `MEMO_TEST_TOPOLOGY=cluster`,
+//! the same tests run against a real Redis Cluster of six servers instead
+//! ([`cluster`]); `./scripts/test` runs the Redis test binaries both ways.
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod logs;
 
 use std::net::TcpListener;
@@ -18,18 +21,32 @@ use memo_alchemy::Config;
 pub struct Server {
     port: u16,
     pid: Mutex<u32>,
+    /// The cluster, when the tests run on one.
+    cluster: Option<cluster::Cluster>,
+}
+
+/// Whether this test binary runs against a Redis Cluster (`MEMO_TEST_TOPOLOGY=cluster`).
+pub fn on_cluster() -> bool {
+    std::env::var("MEMO_TEST_TOPOLOGY").is_ok_and(|t| t == "cluster")
 }
 
 static SERVER: LazyLock<Server> = LazyLock::new(|| {
     // A child process uses its parent's server.
     let parents = std::env::var("MEMO_TEST_PORT").ok().and_then(|p| p.parse().ok());
-    let server = Server { port: parents.unwrap_or_else(free_port), pid: Mutex::new(0) };
-    if parents.is_none() {
+    let cluster = on_cluster().then(|| match std::env::var("MEMO_TEST_CLUSTER_PORTS") {
+        Ok(ports) => cluster::Cluster { ports: ports.split(',').map(|p| p.parse().unwrap()).collect() },
+        Err(_) => cluster::Cluster::start(),
+    });
+    let port = cluster.as_ref().map(|c| c.ports[0]);
+    let server = Server { port: port.or(parents).unwrap_or_else(free_port), pid: Mutex::new(0), cluster };
+    if parents.is_none() && server.cluster.is_none() {
         server.start();
     }
     let url = server.url();
+    let urls = server.cluster.as_ref().map(cluster::Cluster::urls).unwrap_or_default();
     Config::builder()
         .redis_url(&url)
+        .redis_cluster_urls(urls)
         .key_prefix(std::env::var("MEMO_TEST_KEY_PREFIX").unwrap_or_else(|_| "memo".to_owned()))
         .redis_timeout(Duration::from_millis(300))
         .breaker_failures(3)
@@ -55,21 +72,14 @@ impl Server {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// The cluster, when the tests run on one.
+    pub fn cluster(&self) -> Option<&cluster::Cluster> {
+        self.cluster.as_ref()
+    }
+
     /// Starts `redis-server` under a watchdog that kills it when this process exits.
     pub fn start(&self) {
-        let script = format!(
-            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-             --loglevel warning >/dev/null 2>&1 & srv=$!; \
-             while kill -0 {parent} 2>/dev/null && kill -0 $srv 2>/dev/null; do sleep 0.2; done; \
-             kill -9 $srv 2>/dev/null",
-            port = self.port,
-            parent = std::process::id(),
-        );
-        let mut watchdog = Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect(
-            "redis-server is installed: ./scripts/test installs it, or `apt-get install redis-server`",
-        );
-        // Reaps the watchdog when the server goes (killed by a test, or at exit).
-        std::thread::spawn(move || watchdog.wait());
+        spawn_redis(self.port, "");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(pid) = self.try_pid() {
@@ -94,6 +104,7 @@ impl Server {
     }
 
     fn signal(&self, sig: &str) {
+        assert!(self.cluster.is_none(), "a test that stops the server runs on a single server only");
         let pid = *self.pid.lock().unwrap();
         let status = Command::new("kill").arg(sig).arg(pid.to_string()).status().expect("kill runs");
         assert!(status.success(), "kill {sig} {pid}");
@@ -120,18 +131,72 @@ impl Server {
     }
 
     /// A direct connection, to read and write Redis without the library.
-    pub fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
-            .expect("a direct connection to the test server")
+    pub fn raw(&self) -> Raw {
+        match &self.cluster {
+            Some(cluster) => Raw::Cluster(Box::new(cluster.connection())),
+            None => Raw::Single(
+                redis::Client::open(self.url())
+                    .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+                    .expect("a direct connection to the test server"),
+            ),
+        }
     }
 
-    /// The keys matching `pattern`.
+    /// The keys matching `pattern` (on every primary of a cluster).
     pub fn keys(&self, pattern: &str) -> Vec<String> {
+        if let Some(cluster) = &self.cluster {
+            return cluster.keys(pattern);
+        }
         let mut keys: Vec<String> =
             redis::cmd("KEYS").arg(pattern).query(&mut self.raw()).expect("KEYS answers");
         keys.sort();
         keys
+    }
+
+    /// The calls of each command since the last [`reset_stats`](Server::reset_stats), summed over
+    /// the primaries of a cluster: `(command, calls)`.
+    pub fn command_calls(&self) -> Vec<(String, u64)> {
+        let ports = match &self.cluster {
+            Some(cluster) => cluster.primaries().iter().map(|n| n.port).collect(),
+            None => vec![self.port],
+        };
+        let mut calls: Vec<(String, u64)> = Vec::new();
+        for port in ports {
+            let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+                .expect("a connection to the server");
+            let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn).expect("INFO answers");
+            for line in info.lines() {
+                let Some((name, stats)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':'))
+                else {
+                    continue;
+                };
+                let n: u64 = stats
+                    .split(',')
+                    .find_map(|f| f.strip_prefix("calls="))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                match calls.iter_mut().find(|(c, _)| c == name) {
+                    Some((_, total)) => *total += n,
+                    None => calls.push((name.to_owned(), n)),
+                }
+            }
+        }
+        calls
+    }
+
+    /// Resets the command counts of [`command_calls`](Server::command_calls).
+    pub fn reset_stats(&self) {
+        let ports = match &self.cluster {
+            Some(cluster) => cluster.primaries().iter().map(|n| n.port).collect(),
+            None => vec![self.port],
+        };
+        for port in ports {
+            let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+                .expect("a connection to the server");
+            let () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut conn).expect("RESETSTAT answers");
+        }
     }
 }
 
@@ -142,8 +207,9 @@ impl Server {
     pub fn fill(&self, function: &str, n: u64) -> String {
         let entry =
             self.keys(&format!("memo:*::{function}:*:k:*")).pop().expect("the function stored an entry");
-        let index = self.keys(&format!("memo:*::{function}:*:i")).pop().expect("the function has an index");
         let prefix = entry.rsplit_once(":k:").expect("an entry key has :k:").0.to_owned();
+        // The index of the entry's sub-index (one of several on a cluster).
+        let index = format!("{prefix}:i");
         let script = redis::Script::new(
             r"
             for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
@@ -175,6 +241,10 @@ pub fn child_command(test: &str, extra_env: &[(&str, String)]) -> Command {
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("MEMO_TEST_CHILD", "1")
         .env("MEMO_TEST_PORT", server().port.to_string());
+    if let Some(cluster) = server().cluster() {
+        let ports: Vec<String> = cluster.ports.iter().map(u16::to_string).collect();
+        cmd.env("MEMO_TEST_CLUSTER_PORTS", ports.join(","));
+    }
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -210,9 +280,12 @@ pub fn signal(name: &str) {
 pub fn wait_for(name: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let set = redis::Client::open(server().url())
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-            .and_then(|mut c| redis::cmd("EXISTS").arg(name).query::<bool>(&mut c));
+        let set = match server().cluster() {
+            Some(_) => redis::cmd("EXISTS").arg(name).query::<bool>(&mut server().raw()),
+            None => redis::Client::open(server().url())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut c| redis::cmd("EXISTS").arg(name).query::<bool>(&mut c)),
+        };
         if set.unwrap_or(false) {
             return;
         }
@@ -251,5 +324,81 @@ impl Gate {
     pub fn release(&self) {
         self.state.lock().unwrap().1 = true;
         self.changed.notify_all();
+    }
+}
+
+/// Starts `redis-server` on `port` (with `extra` arguments) under a watchdog shell that
+/// kills it when this process exits.
+pub fn spawn_redis(port: u16, extra: &str) {
+    let script = format!(
+        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+         --loglevel warning {extra} >/dev/null 2>&1 & srv=$!; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $srv 2>/dev/null; do sleep 0.2; done; \
+         kill -9 $srv 2>/dev/null",
+        parent = std::process::id(),
+    );
+    let mut watchdog =
+        Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect(
+            "redis-server is installed: ./scripts/test installs it, or `apt-get install redis-server`",
+        );
+    // Reaps the watchdog when the server goes (killed by a test, or at exit).
+    std::thread::spawn(move || watchdog.wait());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+        sleep(Duration::from_millis(10));
+    }
+}
+
+/// A direct connection to the test server or cluster.
+pub enum Raw {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Raw {
+    fn inner(&mut self) -> &mut dyn redis::ConnectionLike {
+        match self {
+            Raw::Single(c) => c,
+            Raw::Cluster(c) => c.as_mut(),
+        }
+    }
+}
+
+impl redis::ConnectionLike for Raw {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        self.inner().req_packed_command(cmd)
+    }
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        self.inner().req_packed_commands(cmd, offset, count)
+    }
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        self.inner().req_command(cmd)
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Raw::Single(c) => c.get_db(),
+            Raw::Cluster(c) => c.get_db(),
+        }
+    }
+    fn supports_pipelining(&self) -> bool {
+        match self {
+            Raw::Single(c) => c.supports_pipelining(),
+            Raw::Cluster(c) => c.supports_pipelining(),
+        }
+    }
+    fn check_connection(&mut self) -> bool {
+        self.inner().check_connection()
+    }
+    fn is_open(&self) -> bool {
+        match self {
+            Raw::Single(c) => c.is_open(),
+            Raw::Cluster(c) => c.is_open(),
+        }
     }
 }

@@ -16,7 +16,7 @@
 //! outlive a subscription gap, during which clears elsewhere may have been missed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -48,7 +48,12 @@ pub(crate) struct Bus {
     /// Whether the subscriber has tried to subscribe at least once: before that, an
     /// unsubscribed bus is starting, not failing.
     tried: AtomicBool,
-    url: RedisUrl,
+    /// The server, or the cluster's seed nodes: the subscriber uses the first that
+    /// answers, and moves to the next when its node fails. (On a cluster, a plain
+    /// `PUBLISH` on any node reaches the subscribers of every node.)
+    nodes: Vec<RedisUrl>,
+    /// The node the next subscription tries.
+    next_node: AtomicUsize,
     timeout: Duration,
     health: Health,
 }
@@ -90,9 +95,13 @@ impl Bus {
                 listeners: RwLock::new(HashMap::new()),
                 thread: Mutex::new(None),
                 tried: AtomicBool::new(false),
-                url: config.redis_url().clone(),
+                nodes: super::conn::Redis::global().nodes(),
+                next_node: AtomicUsize::new(0),
                 timeout: config.redis_timeout(),
-                health: Health::new(format!("invalidation subscription at {}", config.redis_url())),
+                health: Health::new(format!(
+                    "invalidation subscription at {}",
+                    super::conn::Redis::global().nodes()[0]
+                )),
             }
         });
         if started {
@@ -153,7 +162,10 @@ impl Bus {
             match result {
                 Ok(()) => return,
                 // Logged once when lost, at most once a second after, once when back.
-                Err(err) => self.health.failed(&self.url.redact(&err.to_string())),
+                Err(err) => {
+                    let node = self.next_node.fetch_add(1, SeqCst) % self.nodes.len();
+                    self.health.failed(&self.nodes[node].redact(&err.to_string()));
+                }
             }
             thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_millis(500));
@@ -163,7 +175,8 @@ impl Bus {
     /// Subscribes, raises the epoch, then handles messages until an error or the stop
     /// flag.
     fn subscribe_and_listen(&self) -> redis::RedisResult<()> {
-        let client = redis::Client::open(self.url.expose())?;
+        let node = &self.nodes[self.next_node.load(SeqCst) % self.nodes.len()];
+        let client = redis::Client::open(node.expose())?;
         let mut conn = client.get_connection_with_timeout(self.timeout.max(Duration::from_secs(1)))?;
         conn.set_read_timeout(Some(self.timeout))?;
         let mut pubsub = conn.as_pubsub();

@@ -1,11 +1,14 @@
 //! Connections to Redis, for blocking and for `async` callers, behind one timeout and
 //! one circuit breaker per process.
 //!
-//! - Blocking callers take a `redis::Connection` from a small pool; connecting and each
+//! - Blocking callers take a connection from a small pool; connecting and each
 //!   command are bounded by the configured timeout.
-//! - `async` callers share a `ConnectionManager` (multiplexed, reconnecting), driven by
-//!   a one-thread runtime of the library's own, so that it outlives the callers'
-//!   runtimes. Each operation runs there under `tokio::time::timeout`.
+//! - `async` callers share one multiplexed connection, driven by a one-thread runtime
+//!   of the library's own, so that it outlives the callers' runtimes. Each operation
+//!   runs there under `tokio::time::timeout`.
+//! - The server is one Redis (`redis_url`) or a Redis Cluster (`redis_cluster_urls`):
+//!   the cluster clients route each command by its keys' hash slot and follow
+//!   `MOVED`/`ASK` redirections, so the store logic is the same for both.
 //!
 //! The store logic is written once, as `async` code over [`Io`]; blocking callers run
 //! it with [`block`], which completes in one poll because blocking I/O is never pending.
@@ -20,7 +23,8 @@ use std::time::{Duration, Instant};
 use memo_core::{now_ms, Config, Error, Health, RedisUrl};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, IntoConnectionInfo, RedisResult, ScriptInvocation};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Cmd, ConnectionLike, FromRedisValue, IntoConnectionInfo, RedisResult, ScriptInvocation};
 
 /// Issues commands; implemented for a blocking connection and for the async manager.
 pub(crate) trait Io: Send {
@@ -31,8 +35,8 @@ pub(crate) trait Io: Send {
     ) -> impl Future<Output = RedisResult<T>> + Send;
 }
 
-/// A blocking connection, used through [`Io`].
-pub(crate) struct SyncIo<'c>(&'c mut redis::Connection);
+/// A blocking connection, to one server or a cluster, used through [`Io`].
+pub(crate) struct SyncIo<'c>(&'c mut (dyn ConnectionLike + Send));
 
 impl Io for SyncIo<'_> {
     fn query<T: FromRedisValue + Send>(&mut self, cmd: &Cmd) -> impl Future<Output = RedisResult<T>> + Send {
@@ -46,16 +50,62 @@ impl Io for SyncIo<'_> {
     }
 }
 
-impl Io for ConnectionManager {
-    fn query<T: FromRedisValue + Send>(&mut self, cmd: &Cmd) -> impl Future<Output = RedisResult<T>> + Send {
-        cmd.query_async(self)
+/// The shared async connection: to one server (reconnecting by itself) or a cluster.
+#[derive(Clone)]
+pub(crate) enum AsyncIo {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Io for AsyncIo {
+    async fn query<T: FromRedisValue + Send>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+        match self {
+            AsyncIo::Single(manager) => cmd.query_async(manager).await,
+            AsyncIo::Cluster(cluster) => cmd.query_async(cluster).await,
+        }
     }
-    fn invoke<T: FromRedisValue + Send>(
-        &mut self,
-        script: &ScriptInvocation<'_>,
-    ) -> impl Future<Output = RedisResult<T>> + Send {
-        script.invoke_async(self)
+    async fn invoke<T: FromRedisValue + Send>(&mut self, script: &ScriptInvocation<'_>) -> RedisResult<T> {
+        match self {
+            AsyncIo::Single(manager) => script.invoke_async(manager).await,
+            AsyncIo::Cluster(cluster) => script.invoke_async(cluster).await,
+        }
     }
+}
+
+/// A pooled blocking connection.
+enum SyncConn {
+    Single(redis::Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl SyncConn {
+    /// Bounds each read and write by `timeout`.
+    fn bound(&mut self, timeout: Duration) -> RedisResult<()> {
+        match self {
+            SyncConn::Single(conn) => {
+                conn.set_read_timeout(Some(timeout))?;
+                conn.set_write_timeout(Some(timeout))
+            }
+            SyncConn::Cluster(conn) => {
+                conn.set_read_timeout(Some(timeout))?;
+                conn.set_write_timeout(Some(timeout))
+            }
+        }
+    }
+
+    fn io(&mut self) -> SyncIo<'_> {
+        match self {
+            SyncConn::Single(conn) => SyncIo(conn),
+            SyncConn::Cluster(conn) => SyncIo(conn.as_mut()),
+        }
+    }
+}
+
+/// What the process connects to.
+#[derive(Clone)]
+pub(crate) enum Client {
+    Single(redis::Client),
+    Cluster(Box<ClusterClient>),
 }
 
 /// Runs store logic over a [`SyncIo`]: it never waits, so one poll finishes it.
@@ -70,15 +120,18 @@ pub(crate) fn block<T>(future: impl Future<Output = RedisResult<T>>) -> RedisRes
 
 /// The process's Redis client.
 pub(crate) struct Redis {
-    client: Result<redis::Client, String>,
+    client: Result<Client, String>,
+    /// The server, or the first seed node of the cluster, as errors name it.
     url: RedisUrl,
+    /// The seed nodes of the cluster; empty for one server.
+    seeds: Vec<RedisUrl>,
     timeout: Duration,
     /// See [`connect_timeout`].
     connect_timeout: Duration,
-    pool: Mutex<Vec<redis::Connection>>,
+    pool: Mutex<Vec<SyncConn>>,
     /// The async connection; dropped after a failure, so that the next call (the
     /// breaker's probe, say) connects afresh instead of reusing a broken one.
-    manager: Mutex<Option<ConnectionManager>>,
+    manager: Mutex<Option<AsyncIo>>,
     breaker: Breaker,
     health: Health,
 }
@@ -103,24 +156,30 @@ impl Redis {
     }
 
     fn new(config: &Config) -> Redis {
-        let url = config.redis_url().clone();
-        let client = url.expose().into_connection_info().and_then(|info| {
-            // Two `CLIENT SETINFO` replies to wait for on every new connection: skipped.
-            let settings = info.redis_settings().clone().set_skip_set_lib_name();
-            redis::Client::open(info.set_redis_settings(settings))
-        });
-        let (client, connect_timeout) = match client {
-            Ok(client) => {
-                let connect_timeout = connect_timeout(&client, config.redis_timeout());
-                (Ok(client), connect_timeout)
+        let seeds = config.redis_cluster_urls().to_vec();
+        let url = seeds.first().unwrap_or(config.redis_url()).clone();
+        let (client, connect_timeout) = if seeds.is_empty() {
+            match single_client(&url) {
+                Ok(client) => {
+                    let connect_timeout = connect_timeout(&client, config.redis_timeout());
+                    (Ok(Client::Single(client)), connect_timeout)
+                }
+                Err(e) => (Err(url.redact(&e.to_string())), config.redis_timeout()),
             }
-            Err(e) => (Err(url.redact(&e.to_string())), config.redis_timeout()),
+        } else {
+            let client = cluster_client(&seeds, config.redis_timeout()).map(|c| Client::Cluster(Box::new(c)));
+            (client.map_err(|e| url.redact(&e.to_string())), config.redis_timeout())
+        };
+        let health = match seeds.len() {
+            0 => Health::new(format!("Redis at {url}")),
+            n => Health::new(format!("Redis Cluster at {url} ({n} seed nodes)")),
         };
         Redis {
             client,
             connect_timeout,
-            health: Health::new(format!("Redis at {url}")),
+            health,
             url,
+            seeds,
             timeout: config.redis_timeout(),
             pool: Mutex::new(Vec::new()),
             manager: Mutex::new(None),
@@ -133,8 +192,21 @@ impl Redis {
         }
     }
 
-    fn client(&self) -> Result<&redis::Client, String> {
+    fn client(&self) -> Result<&Client, String> {
         self.client.as_ref().map_err(|e| format!("invalid Redis URL {}: {e}", self.url))
+    }
+
+    /// Whether the server is a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        !self.seeds.is_empty()
+    }
+
+    /// The server, or the cluster's seed nodes: where the invalidation bus subscribes.
+    pub(crate) fn nodes(&self) -> Vec<RedisUrl> {
+        match self.seeds.is_empty() {
+            true => vec![self.url.clone()],
+            false => self.seeds.clone(),
+        }
     }
 
     /// Whether the last call found Redis unreachable.
@@ -164,16 +236,16 @@ impl Redis {
         let pooled = self.pool.lock().pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => self
-                .client()
-                .map_err(Failure::transport)?
-                .get_connection_with_timeout(self.connect_timeout)
-                .map_err(Failure::from)?,
+            None => match self.client().map_err(Failure::transport)? {
+                Client::Single(client) => {
+                    SyncConn::Single(client.get_connection_with_timeout(self.connect_timeout)?)
+                }
+                Client::Cluster(client) => SyncConn::Cluster(Box::new(client.get_connection()?)),
+            },
         };
         let left = self.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-        conn.set_read_timeout(Some(left)).map_err(Failure::from)?;
-        conn.set_write_timeout(Some(left)).map_err(Failure::from)?;
-        let result = op(&mut SyncIo(&mut conn)).map_err(Failure::from);
+        conn.bound(left)?;
+        let result = op(&mut conn.io()).map_err(Failure::from);
         // A connection that failed may hold half a reply: drop it.
         if result.is_ok() {
             let mut pool = self.pool.lock();
@@ -184,11 +256,40 @@ impl Redis {
         result
     }
 
+    /// Runs `op` on the server, or on each primary of the cluster in turn (with `true`,
+    /// for "keys of one command must share a hash slot"); the sum of their answers.
+    pub(crate) fn on_every_primary(
+        &self,
+        op: impl Fn(&mut SyncIo<'_>, bool) -> RedisResult<usize>,
+    ) -> Result<usize, String> {
+        if !self.is_cluster() {
+            return self.run(|io| op(io, false));
+        }
+        let primaries = self.run(|io| {
+            let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut *io.0)?;
+            Ok(primaries(&nodes))
+        })?;
+        let timeout = self.timeout;
+        let seed = self.url.expose().into_connection_info().map_err(|e| self.url.redact(&e.to_string()))?;
+        let mut total = 0;
+        for (host, port) in primaries {
+            let result = (|| {
+                let info = seed.clone().set_addr(redis::ConnectionAddr::Tcp(host.clone(), port));
+                let mut conn = redis::Client::open(info)?.get_connection_with_timeout(timeout)?;
+                conn.set_read_timeout(Some(timeout))?;
+                op(&mut SyncIo(&mut conn), true)
+            })()
+            .map_err(Failure::from);
+            total += self.settle(result)?;
+        }
+        Ok(total)
+    }
+
     /// Runs `op` with the shared async connection, on the library's runtime, within
     /// the timeout.
     pub(crate) async fn run_async<T, F>(
         &'static self,
-        op: impl FnOnce(ConnectionManager) -> F + Send + 'static,
+        op: impl FnOnce(AsyncIo) -> F + Send + 'static,
     ) -> Result<T, String>
     where
         T: Send + 'static,
@@ -209,16 +310,20 @@ impl Redis {
     }
 
     /// The shared async connection, connecting when there is none.
-    async fn manager(&self) -> Result<ConnectionManager, Failure> {
+    async fn manager(&self) -> Result<AsyncIo, Failure> {
         if let Some(manager) = self.manager.lock().clone() {
             return Ok(manager);
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        let client = self.client().map_err(Failure::transport)?.clone();
-        let manager = ConnectionManager::new_with_config(client, config).await.map_err(Failure::from)?;
+        let manager = match self.client().map_err(Failure::transport)?.clone() {
+            Client::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1);
+                AsyncIo::Single(ConnectionManager::new_with_config(client, config).await?)
+            }
+            Client::Cluster(client) => AsyncIo::Cluster(client.get_async_connection().await?),
+        };
         Ok(self.manager.lock().get_or_insert(manager).clone())
     }
 
@@ -282,6 +387,45 @@ impl From<redis::RedisError> for Failure {
             e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal();
         Failure { message: e.to_string(), transport }
     }
+}
+
+/// The `(host, port)` of each primary that `CLUSTER NODES` lists as reachable.
+fn primaries(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                return None;
+            }
+            // ip:port@cport[,hostname]
+            let address = fields.get(1)?.split('@').next()?;
+            let (host, port) = address.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A client of the one server at `url`.
+fn single_client(url: &RedisUrl) -> RedisResult<redis::Client> {
+    let info = url.expose().into_connection_info()?;
+    // Two `CLIENT SETINFO` replies to wait for on every new connection: skipped.
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    redis::Client::open(info.set_redis_settings(settings))
+}
+
+/// A client of the cluster whose seed nodes are `seeds`. Each connection and command
+/// is bounded by `timeout`; a redirection or a failover is retried a few times, a
+/// little apart, within the caller's patience.
+fn cluster_client(seeds: &[RedisUrl], timeout: Duration) -> RedisResult<ClusterClient> {
+    ClusterClient::builder(seeds.iter().map(RedisUrl::expose))
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(3)
+        .min_retry_wait(5)
+        .max_retry_wait(50)
+        .build()
 }
 
 /// The timeout to give a blocking connect so that it ends within `timeout`: the

@@ -62,9 +62,13 @@ fn drain_all(drains: &str) {
             continue;
         };
         loop {
-            match redis.run(|io| block(ops::drain_batch(io, &draining, &epoch, drains))) {
+            match redis.run(|io| block(ops::drain_batch(io, &draining, &epoch))) {
                 Ok(Some(_)) => thread::sleep(BETWEEN_BATCHES),
-                Ok(None) => break,
+                Ok(None) => {
+                    // Unlisted only once drained: a crash before leaves it listed.
+                    let _ = redis.run(|io| block(ops::forget_draining(io, drains, &draining)));
+                    break;
+                }
                 Err(_) => return,
             }
         }

@@ -21,7 +21,7 @@ mod script;
 
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use memo_core::{
@@ -35,7 +35,7 @@ pub use bus::shutdown;
 pub use codec::{Codec, JsonCodec, PickleCodec};
 use conn::{block, Redis};
 pub use distributed::{DistributedMemory, DistributedMemoryBackend, Ticket};
-use namespace::{glob_escape, segment, selected, Namespace};
+use namespace::{glob_escape, segment, selected, Entry, Namespace};
 pub use ops::Ticket as RedisTicket;
 pub use pending::pending as pending_clears;
 use pending::{invalidate, invalidate_async, Target, What};
@@ -55,6 +55,9 @@ pub struct RedisStore<K, V, C> {
     strict: Option<StrictKeys<K>>,
     tags: Option<RenderTags<K>>,
     redis: &'static Redis,
+    /// Whether this process has listed the namespace in the tagged hash (functions
+    /// with tags do, before their first lookup).
+    listed: AtomicBool,
     evictions: AtomicU64,
     decode_errors: AtomicU64,
     _types: PhantomData<fn() -> (V, C)>,
@@ -68,7 +71,7 @@ impl std::fmt::Debug for Redis {
 
 impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
     /// The entry key of `key`: strict keys name each argument, others encode the tuple.
-    fn entry(&self, key: &K) -> Result<String, Error> {
+    fn entry(&self, key: &K) -> Result<Entry, Error> {
         let encoding = |e: postcard::Error| self.fail(format!("cannot encode the arguments: {e}"));
         let segments = match &self.strict {
             Some(strict) => {
@@ -96,10 +99,25 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
         Ok(())
     }
 
+    /// Whether the namespace must still be listed in the tagged hash before a lookup.
+    fn unlisted(&self) -> bool {
+        self.tags.is_some() && !self.listed.load(Relaxed)
+    }
+
+    /// Lists the namespace in the tagged hash, once: before any lookup whose ticket a
+    /// tag invalidation must be able to refuse.
+    async fn list(&self, io: &mut impl conn::Io) -> redis::RedisResult<()> {
+        if self.unlisted() {
+            ops::list_tagged(io, &self.ns).await?;
+            self.listed.store(true, Relaxed);
+        }
+        Ok(())
+    }
+
     /// A value read from Redis; one that does not decode, or carries no epoch tag, is
     /// a miss, counted.
     /// With `stale` or `refresh`, the value's write time says how fresh it is.
-    fn found(&self, found: ops::Found, entry: &str, ticket: RedisTicket) -> Lookup<V, RedisTicket>
+    fn found(&self, found: ops::Found, entry: &Entry, ticket: RedisTicket) -> Lookup<V, RedisTicket>
     where
         V: DeserializeOwned,
     {
@@ -108,7 +126,7 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
             ops::Found::Value(bytes) if self.policy.tracks_freshness() => match namespace::unstamp(&bytes) {
                 Some((written, payload)) => match C::decode::<V>(payload) {
                     Ok(v) => {
-                        let hash = namespace::fnv1a(entry.as_bytes());
+                        let hash = namespace::fnv1a(entry.key.as_bytes());
                         let freshness = self.policy.freshness(written, wall_ms(), hash);
                         return Lookup::of(v, || ticket, freshness);
                     }
@@ -138,7 +156,7 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
     }
 
     /// What `get_many` found: the values a call would be served.
-    fn hits(&self, found: Vec<ops::Found>, entries: &[String]) -> Vec<Option<V>>
+    fn hits(&self, found: Vec<ops::Found>, entries: &[Entry]) -> Vec<Option<V>>
     where
         V: DeserializeOwned,
     {
@@ -154,14 +172,13 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
         self.tags.map_or_else(Vec::new, |render| render(key))
     }
 
-    fn write_args<'a>(&self, entry: &'a str, value: &'a [u8], ticket: &'a RedisTicket) -> ops::Write<'a> {
+    fn write_args<'a>(&self, entry: &'a Entry, value: &'a [u8], ticket: &'a RedisTicket) -> ops::Write<'a> {
         ops::Write {
             entry,
             value,
             // 0 means "unbounded" to the script.
             ttl_ms: self.retention_ms(entry),
             stamp: self.policy.tracks_freshness(),
-            limit: self.policy.limit.max().map_or(0, |l| u64::try_from(l).unwrap_or(u64::MAX)),
             ticket,
         }
     }
@@ -169,13 +186,13 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
     /// How long Redis keeps `entry` (its lifetime, plus `stale`), in the scripts' form:
     /// 0 means "never" there (the store is never opened when caching is off). Each entry
     /// gets its own lifetime within `expire_jitter`.
-    fn retention_ms(&self, entry: &str) -> u64 {
-        self.policy.retention_ms(namespace::fnv1a(entry.as_bytes())).unwrap_or(0)
+    fn retention_ms(&self, entry: &Entry) -> u64 {
+        self.policy.retention_ms(namespace::fnv1a(entry.key.as_bytes())).unwrap_or(0)
     }
 
     /// The lifetime of `entry` in ms, 0 for none: past it, a value is only kept for `stale`.
-    fn lifetime_ms(&self, entry: &str) -> u64 {
-        self.policy.lifetime_ms(namespace::fnv1a(entry.as_bytes())).unwrap_or(0)
+    fn lifetime_ms(&self, entry: &Entry) -> u64 {
+        self.policy.lifetime_ms(namespace::fnv1a(entry.key.as_bytes())).unwrap_or(0)
     }
 
     fn stored(&self, evicted: Option<u64>) {
@@ -215,6 +232,7 @@ where
             strict,
             tags,
             redis: Redis::global(),
+            listed: AtomicBool::new(false),
             evictions: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
             _types: PhantomData,
@@ -225,8 +243,15 @@ where
         self.admit()?;
         let key = key.to_owned_key();
         let (entry, tags) = (self.entry(&key)?, self.tags_of(&key));
-        let (value, ticket) =
-            self.redis.run(|io| block(ops::lookup(io, &self.ns, &entry, tags))).map_err(|m| self.fail(m))?;
+        let (value, ticket) = self
+            .redis
+            .run(|io| {
+                block(async {
+                    self.list(io).await?;
+                    ops::lookup(io, &self.ns, &entry, tags).await
+                })
+            })
+            .map_err(|m| self.fail(m))?;
         Ok(self.found(value, &entry, ticket))
     }
 
@@ -271,11 +296,20 @@ where
         let (entry, tags) = (self.entry(&key)?, self.tags_of(&key));
         let ns = self.ns.clone();
         let looked_up = entry.clone();
+        let unlisted = self.unlisted();
         let (value, ticket) = self
             .redis
-            .run_async(move |mut io| async move { ops::lookup(&mut io, &ns, &looked_up, tags).await })
+            .run_async(move |mut io| async move {
+                if unlisted {
+                    ops::list_tagged(&mut io, &ns).await?;
+                }
+                ops::lookup(&mut io, &ns, &looked_up, tags).await
+            })
             .await
             .map_err(|m| self.fail(m))?;
+        if unlisted {
+            self.listed.store(true, Relaxed);
+        }
         Ok(self.found(value, &entry, ticket))
     }
 
@@ -286,15 +320,14 @@ where
         let entry = self.entry(&key)?;
         let bytes = C::encode(&value).map_err(|m| self.fail(format!("cannot encode the value: {m}")))?;
         let (ns, ticket) = (self.ns.clone(), fill.ticket);
-        let (ttl_ms, limit, stamp) = {
+        let (ttl_ms, stamp) = {
             let w = self.write_args(&entry, &bytes, &ticket);
-            (w.ttl_ms, w.limit, w.stamp)
+            (w.ttl_ms, w.stamp)
         };
         let evicted = self
             .redis
             .run_async(move |mut io| async move {
-                let write =
-                    ops::Write { entry: &entry, value: &bytes, ttl_ms, limit, stamp, ticket: &ticket };
+                let write = ops::Write { entry: &entry, value: &bytes, ttl_ms, stamp, ticket: &ticket };
                 ops::write(&mut io, &ns, &write).await
             })
             .await
@@ -329,25 +362,43 @@ where
 
     fn reserve(&self, key: &K) -> Result<RedisTicket, Error> {
         let (entry, tags) = (self.entry(key)?, self.tags_of(key));
-        self.redis.run(|io| block(ops::reserve(io, &self.ns, &entry, tags))).map_err(|m| self.fail(m))
+        self.redis
+            .run(|io| {
+                block(async {
+                    self.list(io).await?;
+                    ops::reserve(io, &self.ns, &entry, tags).await
+                })
+            })
+            .map_err(|m| self.fail(m))
     }
 
     async fn reserve_async<'a>(&'a self, key: &'a K) -> Result<RedisTicket, Error> {
         let (entry, tags, ns) = (self.entry(key)?, self.tags_of(key), self.ns.clone());
-        self.redis
-            .run_async(move |mut io| async move { ops::reserve(&mut io, &ns, &entry, tags).await })
+        let unlisted = self.unlisted();
+        let ticket = self
+            .redis
+            .run_async(move |mut io| async move {
+                if unlisted {
+                    ops::list_tagged(&mut io, &ns).await?;
+                }
+                ops::reserve(&mut io, &ns, &entry, tags).await
+            })
             .await
-            .map_err(|m| self.fail(m))
+            .map_err(|m| self.fail(m))?;
+        if unlisted {
+            self.listed.store(true, Relaxed);
+        }
+        Ok(ticket)
     }
 
     /// Kept for the retries when Redis does not take it, as a clear is.
     fn remove(&self, key: &K) -> Result<bool, Error> {
-        let what = What::Key(self.entry(key)?);
+        let what = What::Key(self.entry(key)?.key);
         invalidate(&self.ns, Target::Store, what).map(|n| n > 0).map_err(|m| self.fail(m))
     }
 
     async fn remove_async<'a>(&'a self, key: &'a K) -> Result<bool, Error> {
-        let what = What::Key(self.entry(key)?);
+        let what = What::Key(self.entry(key)?.key);
         invalidate_async(&self.ns, Target::Store, what).await.map(|n| n > 0).map_err(|m| self.fail(m))
     }
 
@@ -489,21 +540,23 @@ fn sweep_pattern() -> String {
     format!("{}:*", glob_escape(Config::global().key_prefix()))
 }
 
-/// Removes what is left under the configured prefix, for `flush_all`.
+/// Removes what is left under the configured prefix, for `flush_all`: on every
+/// primary of a cluster.
 fn sweep() -> Result<usize, Error> {
     let pattern = sweep_pattern();
+    let keep = Namespace::tags(Config::global()).tagged();
     let redis = Redis::global();
-    redis.run(|io| block(ops::sweep(io, &pattern))).map_err(|m| redis.error("redis", "flush_all", m))
+    redis
+        .on_every_primary(|io, by_slot| block(ops::sweep(io, &pattern, &keep, by_slot)))
+        .map_err(|m| redis.error("redis", "flush_all", m))
 }
 
-/// [`sweep`] for `flush_all_async`.
+/// [`sweep`] for `flush_all_async`: the same, on a blocking thread.
 fn sweep_async() -> BoxFuture<'static, Result<usize, Error>> {
     Box::pin(async {
-        let pattern = sweep_pattern();
-        let redis = Redis::global();
-        redis
-            .run_async(move |mut io| async move { ops::sweep(&mut io, &pattern).await })
-            .await
-            .map_err(|m| redis.error("redis", "flush_all", m))
+        match tokio::task::spawn_blocking(sweep).await {
+            Ok(swept) => swept,
+            Err(e) => Err(Redis::global().error("redis", "flush_all", format!("the flush task failed: {e}"))),
+        }
     })
 }

@@ -1,28 +1,42 @@
 //! Key layout in Redis.
 //!
 //! ```text
-//! {config prefix}:{function prefix or _}:{backend}:{function path}:{fingerprint}   the namespace
-//!   …:k:{hex of the postcard-encoded argument tuple}                               an entry (non-strict)
-//!   …:k:{name}={hex}:{name}={hex}                                                  an entry (strict)
-//!   …:i                                                                            the index (ZSET)
-//!   …:g                                                                            the clear generation
-//!   …:e                                                                            the entry epoch
-//!   …:i:draining:{unique}                                                          a cleared index, draining
+//! {config prefix}:{function prefix or _}:{backend}:{function path}:{fingerprint}   the namespace (N)
+//! N, or on a cluster N:{{slot tag}}                                                 a sub-index (S)
+//!   S:k:{hex of the postcard-encoded argument tuple}                               an entry (non-strict)
+//!   S:k:{name}={hex}:{name}={hex}                                                  an entry (strict)
+//!   S:i                                                                            the index (ZSET)
+//!   S:g                                                                            the clear generation
+//!   S:e                                                                            the entry epoch
+//!   S:i:draining:{unique}                                                          a cleared index, draining
+//!   S:tag:{tag}                                                                    its entries carrying a tag (SET)
+//!   S:tagv:{tag}                                                                   a tag's version
+//!   S:tagdrain:{tag}                                                               a tag's entries being removed (SET)
 //! {config prefix}:__memo:drains                                                    the draining indexes (SET)
-//! {config prefix}:__memo:tag:{tag}                                                 the entries carrying a tag (SET)
-//! {config prefix}:__memo:tagv:{tag}                                                a tag's version
-//! {config prefix}:__memo:tagdrain:{tag}                                            a tag's entries being removed (SET)
+//! {config prefix}:__memo:tagged                                                    the namespaces that carry tags (HASH)
 //! ```
 //!
-//! Tags: the write script adds the entry to each of its tags' sets, if no tag's version
-//! moved since the lookup read it (the lookup's `MGET` reads them beside the value). An
-//! invalidation moves each tag's version on (no fill that began before can store), then
-//! sets its set aside (renamed to its draining set) and removes those entries in batches. A tag set lives as long as its longest
-//! lived entry, and each write drops up to two members whose entry is gone.
+//! A function's entries are split between sub-indexes by a hash of their arguments:
+//! one on a single server (whose keys are the namespace's own), up to [`MAX_SHARDS`] on
+//! a Redis Cluster, each with its own hash tag, chosen so that the sub-indexes spread
+//! evenly over the hash slots (and so over the primaries). Every operation that touches
+//! several keys (the write script, clears, tags) stays within one sub-index, so within
+//! one hash slot. The `limit` is split between the sub-indexes, each evicting its own
+//! oldest entries.
+//!
+//! Tags: the write script adds the entry to each of its tags' sets in its sub-index, if
+//! no tag's version there moved since the lookup read it (the lookup's `MGET` reads them
+//! beside the value). A function with tags lists its namespace in the tagged hash
+//! (with its sub-index count and templates) before its first lookup, so that an
+//! invalidation in any process finds every sub-index that may carry a tag: it moves the
+//! tag's version on in each (no fill that began before can store), then sets the tag's
+//! set aside (renamed to its draining set) and removes those entries in batches. A tag
+//! set lives as long as its longest lived entry, and each write drops up to two members
+//! whose entry is gone.
 //!
 //! An entry's value is `e{epoch}|` then the encoded value: only values of the current
 //! epoch are read. A full clear moves the epoch on (every entry is unreadable at once),
-//! renames the index aside and lists it in the drains set, where a background drain in
+//! renames the index aside, listed first in the drains set, where a background drain in
 //! any process removes its old entries in batches. The generation moves on with every
 //! clear, full or partial: a fill that began before cannot store.
 //!
@@ -32,20 +46,38 @@
 
 use memo_core::{CachedFunction, Config};
 
+/// The most sub-indexes of one function on a cluster.
+pub(crate) const MAX_SHARDS: usize = 16;
+/// The fewest entries a sub-index of a function with a `limit` holds.
+const SHARD_SIZE: usize = 1000;
+/// Redis Cluster's hash slots.
+const SLOTS: u16 = 16384;
+
 /// One function's keys.
 #[derive(Debug, Clone)]
 pub(crate) struct Namespace {
     base: String,
+    /// The key prefix of each sub-index.
+    shards: Vec<String>,
+    /// The `limit` of each sub-index, 0 for none.
+    limits: Vec<u64>,
     /// The longest time the function's entries are kept in ms (`expire` plus its
     /// jitter, plus `stale`), 0 for none: live entries are among the index members written less than this long
     /// ago.
     ttl_ms: u64,
     drains: String,
-    /// `{config prefix}:__memo`, under which the tags live.
+    /// `{config prefix}:__memo`, under which the library's own keys live.
     root: String,
     /// The function's tag templates: a pending tag invalidation that one of them can
     /// match blocks the function's reads.
     templates: &'static [&'static str],
+}
+
+/// The key of one entry, and the sub-index it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) key: String,
+    pub(crate) shard: usize,
 }
 
 impl Namespace {
@@ -59,20 +91,31 @@ impl Namespace {
             // Entries written before the tags were declared are in no tag's set.
             identity.push_str(&format!("|tags={}", function.tags().join(",")));
         }
-        if function.policy(config).tracks_freshness() {
+        let policy = function.policy(config);
+        if policy.tracks_freshness() {
             // Values carry their write time: a namespace of their own.
             identity.push_str("|stamped");
         }
         let fingerprint = fnv1a(identity.as_bytes());
+        let base = format!(
+            "{}:{}:{}:{}:{fingerprint:016x}",
+            config.key_prefix(),
+            function.key_prefix().unwrap_or("_"),
+            function.backend(),
+            function.path(),
+        );
+        let limit = policy.limit.max();
+        let cluster = !config.redis_cluster_urls().is_empty();
+        let count = shard_count(limit, cluster);
         Namespace {
-            base: format!(
-                "{}:{}:{}:{}:{fingerprint:016x}",
-                config.key_prefix(),
-                function.key_prefix().unwrap_or("_"),
-                function.backend(),
-                function.path(),
-            ),
-            ttl_ms: function.policy(config).max_retention_ms().unwrap_or(0),
+            shards: shard_prefixes(&base, count, cluster),
+            limits: (0..count)
+                .map(|i| {
+                    crate::memory::share(limit, count, i).map_or(0, |l| u64::try_from(l).unwrap_or(u64::MAX))
+                })
+                .collect(),
+            base,
+            ttl_ms: policy.max_retention_ms().unwrap_or(0),
             drains: drains(config),
             root: root(config),
             templates: function.tags(),
@@ -83,6 +126,8 @@ impl Namespace {
     pub(crate) fn tags(config: &Config) -> Namespace {
         Namespace {
             base: format!("{}:tags", root(config)),
+            shards: Vec::new(),
+            limits: Vec::new(),
             ttl_ms: 0,
             drains: drains(config),
             root: root(config),
@@ -90,46 +135,92 @@ impl Namespace {
         }
     }
 
+    /// The sub-indexes of a namespace listed in the tagged hash: `base` with `count` of them.
+    pub(crate) fn listed(base: &str, count: usize, config: &Config) -> Namespace {
+        let mut ns = Namespace::tags(config);
+        ns.shards = shard_prefixes(base, count, !config.redis_cluster_urls().is_empty());
+        ns.base = base.to_owned();
+        ns
+    }
+
     /// Whether one of the function's tag templates can render one of `tags`.
     pub(crate) fn may_carry(&self, tags: &[String]) -> bool {
         memo_core::may_carry(self.templates, tags)
     }
 
-    /// The set of the entries carrying `tag`.
-    pub(crate) fn tag_set(&self, tag: &str) -> String {
-        format!("{}:tag:{tag}", self.root)
+    /// The function's entry in the tagged hash: its sub-index count and templates,
+    /// one per line.
+    pub(crate) fn listing(&self) -> String {
+        let mut listing = self.shards.len().to_string();
+        for template in self.templates {
+            listing.push('\n');
+            listing.push_str(template);
+        }
+        listing
     }
 
-    /// The entries of `tag` that an invalidation set aside and is removing.
-    pub(crate) fn tag_draining(&self, tag: &str) -> String {
-        format!("{}:tagdrain:{tag}", self.root)
+    /// The hash of the namespaces that carry tags.
+    pub(crate) fn tagged(&self) -> String {
+        format!("{}:tagged", self.root)
     }
 
-    /// The version of `tag`, moved on by each invalidation.
-    pub(crate) fn tag_version(&self, tag: &str) -> String {
-        format!("{}:tagv:{tag}", self.root)
+    /// How many sub-indexes there are.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The set of the entries of sub-index `shard` carrying `tag`.
+    pub(crate) fn tag_set(&self, shard: usize, tag: &str) -> String {
+        format!("{}:tag:{tag}", self.shards[shard])
+    }
+
+    /// The entries of `tag` in sub-index `shard` that an invalidation set aside and is
+    /// removing.
+    pub(crate) fn tag_draining(&self, shard: usize, tag: &str) -> String {
+        format!("{}:tagdrain:{tag}", self.shards[shard])
+    }
+
+    /// The version of `tag` in sub-index `shard`, moved on by each invalidation.
+    pub(crate) fn tag_version(&self, shard: usize, tag: &str) -> String {
+        format!("{}:tagv:{tag}", self.shards[shard])
     }
 
     pub(crate) fn ttl_ms(&self) -> u64 {
         self.ttl_ms
     }
 
-    pub(crate) fn epoch(&self) -> String {
-        format!("{}:e", self.base)
+    /// The `limit` of sub-index `shard`, 0 for none.
+    pub(crate) fn limit(&self, shard: usize) -> u64 {
+        self.limits[shard]
+    }
+
+    pub(crate) fn epoch(&self, shard: usize) -> String {
+        format!("{}:e", self.shards[shard])
     }
 
     pub(crate) fn drains(&self) -> &str {
         &self.drains
     }
 
-    /// A unique name to rename the index to when it is cleared.
-    pub(crate) fn draining(&self, unique: &str) -> String {
-        format!("{}:i:draining:{unique}", self.base)
+    /// A unique name to rename the index of `shard` to when it is cleared.
+    pub(crate) fn draining(&self, shard: usize, unique: &str) -> String {
+        format!("{}:i:draining:{unique}", self.shards[shard])
     }
 
     /// The key of the entry whose arguments encode to `segments` (see the module docs).
-    pub(crate) fn entry(&self, segments: &str) -> String {
-        format!("{}:k:{segments}", self.base)
+    pub(crate) fn entry(&self, segments: &str) -> Entry {
+        let shard = match self.shards.len() {
+            1 => 0,
+            n => usize::try_from(fnv1a(segments.as_bytes()) % n as u64).unwrap_or(0),
+        };
+        Entry { key: format!("{}:k:{segments}", self.shards[shard]), shard }
+    }
+
+    /// The entry whose key is `key` (one of [`entry`](Namespace::entry)'s).
+    pub(crate) fn entry_of_key(&self, key: &str) -> Option<Entry> {
+        let (prefix, _) = key.rsplit_once(":k:")?;
+        let shard = self.shards.iter().position(|s| s == prefix)?;
+        Some(Entry { key: key.to_owned(), shard })
     }
 
     /// The namespace itself, which invalidation messages name.
@@ -137,13 +228,68 @@ impl Namespace {
         &self.base
     }
 
-    pub(crate) fn index(&self) -> String {
-        format!("{}:i", self.base)
+    pub(crate) fn index(&self, shard: usize) -> String {
+        format!("{}:i", self.shards[shard])
     }
 
-    pub(crate) fn generation(&self) -> String {
-        format!("{}:g", self.base)
+    pub(crate) fn generation(&self, shard: usize) -> String {
+        format!("{}:g", self.shards[shard])
     }
+}
+
+/// How many sub-indexes a function with `limit` has: one on a single server; on a
+/// cluster, enough that each holds [`SHARD_SIZE`] entries or more, at most [`MAX_SHARDS`].
+fn shard_count(limit: Option<usize>, cluster: bool) -> usize {
+    match (cluster, limit) {
+        (false, _) => 1,
+        (true, None) => MAX_SHARDS,
+        (true, Some(l)) => (l / SHARD_SIZE).clamp(1, MAX_SHARDS),
+    }
+}
+
+/// The key prefixes of `count` sub-indexes of the namespace `base`: `base` itself on a
+/// single server (one sub-index); on a cluster each with a hash tag, the `i`-th chosen
+/// to fall in the `i`-th of `count` equal ranges of hash slots, so that the sub-indexes
+/// spread over the primaries as evenly as the slots do.
+fn shard_prefixes(base: &str, count: usize, cluster: bool) -> Vec<String> {
+    if !cluster {
+        return vec![base.to_owned()];
+    }
+    let seed = fnv1a(base.as_bytes());
+    let count = u32::try_from(count).unwrap_or(1).max(1);
+    let width = u32::from(SLOTS) / count;
+    (0..count)
+        .map(|i| {
+            let wanted = i * width..(i + 1) * width;
+            let tag = (0u64..)
+                .map(|n| format!("{:x}", seed.wrapping_add(n)))
+                .find(|tag| wanted.contains(&u32::from(slot(tag.as_bytes()))))
+                .unwrap_or_default();
+            format!("{base}:{{{tag}}}")
+        })
+        .collect()
+}
+
+/// The hash slot of a key's hash tag (CRC16/XMODEM, modulo the slot count).
+fn slot(tag: &[u8]) -> u16 {
+    let crc = tag.iter().fold(0u16, |crc, b| {
+        let mut crc = crc ^ (u16::from(*b) << 8);
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+        crc
+    });
+    crc % SLOTS
+}
+
+/// The hash slot of `key` on a cluster: of its hash tag (the text between its first `{`
+/// and the next `}`, when not empty), else of the whole key.
+pub(crate) fn key_slot(key: &str) -> u16 {
+    let tagged = key.find('{').and_then(|open| {
+        let rest = &key[open + 1..];
+        rest.find('}').filter(|close| *close > 0).map(|close| &rest[..close])
+    });
+    slot(tagged.unwrap_or(key).as_bytes())
 }
 
 /// Where the library's own keys live under the configured prefix.
@@ -156,7 +302,7 @@ pub(crate) fn drains(config: &Config) -> String {
     format!("{}:drains", root(config))
 }
 
-/// The epoch key of the namespace a draining index belongs to.
+/// The epoch key of the sub-index a draining index belongs to.
 pub(crate) fn epoch_of_draining(draining: &str) -> Option<String> {
     draining.rsplit_once(":i:draining:").map(|(base, _)| format!("{base}:e"))
 }

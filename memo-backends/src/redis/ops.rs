@@ -3,7 +3,7 @@
 use redis::{cmd, RedisResult};
 
 use super::conn::Io;
-use super::namespace::{has_segments, untag, Namespace};
+use super::namespace::{has_segments, key_slot, untag, Entry, Namespace};
 use super::script::{CLEAR, DRAIN, ENTRY, TAGS, TAG_BATCH, WRITE};
 
 /// Keys removed per round trip by clears: small enough that Redis never stalls.
@@ -26,18 +26,19 @@ pub struct Ticket {
     tags: Vec<(String, String)>,
 }
 
-/// The value of `entry` in the current epoch, the namespace's clear generation and the
-/// versions of `tags`: one `MGET`.
+/// The value of `entry` in the current epoch, its sub-index's clear generation and the
+/// versions of `tags` there: one `MGET`.
 pub(crate) async fn lookup(
     io: &mut impl Io,
     ns: &Namespace,
-    entry: &str,
+    entry: &Entry,
     tags: Vec<String>,
 ) -> RedisResult<(Found, Ticket)> {
+    let shard = entry.shard;
     let mut mget = cmd("MGET");
-    mget.arg(entry).arg(ns.generation()).arg(ns.epoch());
+    mget.arg(&entry.key).arg(ns.generation(shard)).arg(ns.epoch(shard));
     for tag in &tags {
-        mget.arg(ns.tag_version(tag));
+        mget.arg(ns.tag_version(shard, tag));
     }
     let values: Vec<Option<Vec<u8>>> = io.query(&mget).await?;
     let text = |v: &Option<Vec<u8>>| {
@@ -50,32 +51,53 @@ pub(crate) async fn lookup(
     Ok((found, Ticket { generation, tags: tags.into_iter().zip(versions).collect() }))
 }
 
+/// Lists a namespace with tags in the tagged hash, so that tag invalidations in every
+/// process reach its sub-indexes: done before its first lookup.
+pub(crate) async fn list_tagged(io: &mut impl Io, ns: &Namespace) -> RedisResult<()> {
+    let _: i64 = io.query(cmd("HSET").arg(ns.tagged()).arg(ns.base()).arg(ns.listing())).await?;
+    Ok(())
+}
+
 /// A ticket for a direct write of `entry`: the generation moves on first (no fill that
 /// began before stores), then the ticket is read.
 pub(crate) async fn reserve(
     io: &mut impl Io,
     ns: &Namespace,
-    entry: &str,
+    entry: &Entry,
     tags: Vec<String>,
 ) -> RedisResult<Ticket> {
-    advance_generation(io, ns).await?;
+    advance_generation(io, ns, entry.shard).await?;
     Ok(lookup(io, ns, entry, tags).await?.1)
 }
 
-/// The values of `entries` in the current epoch: one `MGET`.
+/// The values of `entries` in the current epoch: one `MGET` per sub-index they fall in
+/// (one on a single server).
 pub(crate) async fn lookup_many(
     io: &mut impl Io,
     ns: &Namespace,
-    entries: &[String],
+    entries: &[Entry],
 ) -> RedisResult<Vec<Found>> {
-    let mut mget = cmd("MGET");
-    mget.arg(ns.epoch()).arg(entries);
-    let mut values: Vec<Option<Vec<u8>>> = io.query(&mget).await?;
-    let epoch = match values.first_mut().and_then(Option::take) {
-        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        None => "0".to_owned(),
-    };
-    Ok(values.iter().skip(1).map(|value| found(value.as_deref(), &epoch)).collect())
+    let mut found: Vec<Found> = entries.iter().map(|_| Found::Nothing).collect();
+    for shard in 0..ns.shard_count() {
+        let mine: Vec<usize> = (0..entries.len()).filter(|i| entries[*i].shard == shard).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut mget = cmd("MGET");
+        mget.arg(ns.epoch(shard));
+        for i in &mine {
+            mget.arg(&entries[*i].key);
+        }
+        let mut values: Vec<Option<Vec<u8>>> = io.query(&mget).await?;
+        let epoch = match values.first_mut().and_then(Option::take) {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => "0".to_owned(),
+        };
+        for (i, value) in mine.into_iter().zip(values.iter().skip(1)) {
+            found[i] = self::found(value.as_deref(), &epoch);
+        }
+    }
+    Ok(found)
 }
 
 /// What a stored value is worth in `epoch`.
@@ -90,10 +112,9 @@ fn found(value: Option<&[u8]>, epoch: &str) -> Found {
 
 /// What one write asks of the script.
 pub(crate) struct Write<'a> {
-    pub(crate) entry: &'a str,
+    pub(crate) entry: &'a Entry,
     pub(crate) value: &'a [u8],
     pub(crate) ttl_ms: u64,
-    pub(crate) limit: u64,
     /// Stamp the value with its write time (`stale`, `refresh`).
     pub(crate) stamp: bool,
     pub(crate) ticket: &'a Ticket,
@@ -102,15 +123,16 @@ pub(crate) struct Write<'a> {
 /// Stores a value unless a clear or an invalidation of one of its tags happened since
 /// the lookup: returns the entries evicted, or `None` when the write was refused.
 pub(crate) async fn write(io: &mut impl Io, ns: &Namespace, w: &Write<'_>) -> RedisResult<Option<u64>> {
+    let shard = w.entry.shard;
     let mut invocation = WRITE.prepare_invoke();
-    invocation.key(w.entry).key(ns.index()).key(ns.generation()).key(ns.epoch());
+    invocation.key(&w.entry.key).key(ns.index(shard)).key(ns.generation(shard)).key(ns.epoch(shard));
     for (tag, _) in &w.ticket.tags {
-        invocation.key(ns.tag_set(tag));
+        invocation.key(ns.tag_set(shard, tag));
     }
     for (tag, _) in &w.ticket.tags {
-        invocation.key(ns.tag_version(tag));
+        invocation.key(ns.tag_version(shard, tag));
     }
-    invocation.arg(w.value).arg(w.ttl_ms).arg(w.limit).arg(&w.ticket.generation).arg(ns.ttl_ms());
+    invocation.arg(w.value).arg(w.ttl_ms).arg(ns.limit(shard)).arg(&w.ticket.generation).arg(ns.ttl_ms());
     invocation.arg(u8::from(w.stamp)).arg(w.ticket.tags.len());
     for (_, version) in &w.ticket.tags {
         invocation.arg(version);
@@ -123,15 +145,16 @@ pub(crate) async fn write(io: &mut impl Io, ns: &Namespace, w: &Write<'_>) -> Re
 async fn on_entry(
     io: &mut impl Io,
     ns: &Namespace,
-    entry: &str,
+    entry: &Entry,
     op: &str,
     tags: &[String],
     (ttl_ms, lifetime_ms): (u64, u64),
 ) -> RedisResult<i64> {
+    let shard = entry.shard;
     let mut invocation = ENTRY.prepare_invoke();
-    invocation.key(entry).key(ns.index()).key(ns.generation()).key(ns.epoch());
+    invocation.key(&entry.key).key(ns.index(shard)).key(ns.generation(shard)).key(ns.epoch(shard));
     for tag in tags {
-        invocation.key(ns.tag_set(tag));
+        invocation.key(ns.tag_set(shard, tag));
     }
     invocation.arg(op).arg(tags.len()).arg(ttl_ms).arg(lifetime_ms);
     io.invoke(&invocation).await
@@ -139,7 +162,7 @@ async fn on_entry(
 
 /// Removes `entry`, moving the generation on; whether it was live. (A stamped entry's
 /// lifetime is not known here: one kept by `stale` counts as live.)
-pub(crate) async fn remove(io: &mut impl Io, ns: &Namespace, entry: &str) -> RedisResult<bool> {
+pub(crate) async fn remove(io: &mut impl Io, ns: &Namespace, entry: &Entry) -> RedisResult<bool> {
     Ok(on_entry(io, ns, entry, "remove", &[], (0, 0)).await? == 1)
 }
 
@@ -148,7 +171,7 @@ pub(crate) async fn remove(io: &mut impl Io, ns: &Namespace, entry: &str) -> Red
 pub(crate) async fn ttl(
     io: &mut impl Io,
     ns: &Namespace,
-    entry: &str,
+    entry: &Entry,
     lifetime_ms: u64,
 ) -> RedisResult<Option<u64>> {
     Ok(u64::try_from(on_entry(io, ns, entry, "ttl", &[], (0, lifetime_ms)).await?).ok())
@@ -159,7 +182,7 @@ pub(crate) async fn ttl(
 pub(crate) async fn touch(
     io: &mut impl Io,
     ns: &Namespace,
-    entry: &str,
+    entry: &Entry,
     tags: &[String],
     (ttl_ms, lifetime_ms): (u64, u64),
 ) -> RedisResult<bool> {
@@ -170,28 +193,58 @@ pub(crate) async fn touch(
 /// computation runs between its lookup and its write.
 const TAG_VERSION_MS: u64 = 86_400_000;
 
-/// Invalidates `tags`: one script moves their versions on and sets their entries aside
-/// (whatever else is stored), then batches of [`DRAIN_BATCH`] remove those entries, so
-/// that Redis is never blocked for long by a tag over many entries; returns the live
-/// entries removed. If this is interrupted, the next invalidation of the same tag (the
-/// retry, or any process's) finishes the removal.
-pub(crate) async fn invalidate_tags(io: &mut impl Io, ns: &Namespace, tags: &[String]) -> RedisResult<usize> {
+/// Invalidates `tags` in every sub-index of every namespace listed in the tagged hash
+/// (by any process) whose templates can render one of them: returns the live entries
+/// removed. `root` is [`Namespace::tags`]. Whatever else is stored, the cost is one
+/// script per sub-index that may carry the tags, plus one per batch of their entries.
+pub(crate) async fn invalidate_tags(
+    io: &mut impl Io,
+    root: &Namespace,
+    tags: &[String],
+) -> RedisResult<usize> {
+    let listed: Vec<(String, String)> = io.query(cmd("HGETALL").arg(root.tagged())).await?;
+    let mut removed = 0;
+    for (base, listing) in listed {
+        let mut lines = listing.split('\n');
+        let count = lines.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+        let templates: Vec<&str> = lines.collect();
+        if memo_core::may_carry(&templates, tags) {
+            let ns = Namespace::listed(&base, count, memo_core::Config::global());
+            for shard in 0..ns.shard_count() {
+                removed += invalidate_tags_in(io, &ns, shard, tags).await?;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Invalidates `tags` in one sub-index: one script moves their versions on and sets
+/// their entries aside (whatever else is stored), then batches of [`DRAIN_BATCH`] remove
+/// those entries, so that Redis is never blocked for long by a tag over many entries.
+/// If this is interrupted, the next invalidation of the same tag (the retry, or any
+/// process's) finishes the removal.
+async fn invalidate_tags_in(
+    io: &mut impl Io,
+    ns: &Namespace,
+    shard: usize,
+    tags: &[String],
+) -> RedisResult<usize> {
     let mut invocation = TAGS.prepare_invoke();
     for tag in tags {
-        invocation.key(ns.tag_set(tag));
+        invocation.key(ns.tag_set(shard, tag));
     }
     for tag in tags {
-        invocation.key(ns.tag_version(tag));
+        invocation.key(ns.tag_version(shard, tag));
     }
     for tag in tags {
-        invocation.key(ns.tag_draining(tag));
+        invocation.key(ns.tag_draining(shard, tag));
     }
     invocation.arg(tags.len()).arg(TAG_VERSION_MS);
     let _: i64 = io.invoke(&invocation).await?;
     let mut removed = 0;
     for tag in tags {
         let mut batch = TAG_BATCH.prepare_invoke();
-        batch.key(ns.tag_draining(tag)).arg(DRAIN_BATCH);
+        batch.key(ns.tag_draining(shard, tag)).key(ns.epoch(shard)).key(ns.index(shard)).arg(DRAIN_BATCH);
         loop {
             let (live, left): (u64, u64) = io.invoke(&batch).await?;
             removed += usize::try_from(live).unwrap_or(usize::MAX);
@@ -203,40 +256,52 @@ pub(crate) async fn invalidate_tags(io: &mut impl Io, ns: &Namespace, tags: &[St
     Ok(removed)
 }
 
-/// Clears the namespace in one round trip, whatever its size; returns the live entries
-/// there were.
+/// Clears the namespace in a fixed number of round trips, whatever its size (two on a
+/// single server: one more per sub-index on a cluster); returns the live entries there
+/// were.
 ///
-/// The generation moves on (no fill started before can store), the epoch too (no
-/// entry written before is read again), and the index is renamed aside and listed for
-/// the background drain ([`drain_batch`]), which removes the old entries in batches.
+/// The names the indexes will be renamed to are listed in the drains set first (so that
+/// a crash after leaves nothing undrained); then in each sub-index the generation moves
+/// on (no fill started before can store), the epoch too (no entry written before is
+/// read again), and the index is renamed aside for the background drain
+/// ([`drain_batch`]), which removes the old entries in batches.
 pub(crate) async fn clear(io: &mut impl Io, ns: &Namespace) -> RedisResult<usize> {
-    let draining = ns.draining(&unique());
-    let mut invocation = CLEAR.prepare_invoke();
-    invocation.key(ns.index()).key(ns.generation()).key(ns.epoch()).key(&draining).key(ns.drains());
-    invocation.arg(ns.ttl_ms());
-    let cleared: RedisResult<u64> = io.invoke(&invocation).await;
-    let live = match cleared {
-        Err(e) if e.to_string().contains("not an integer") => {
-            reset_generation(io, ns).await?;
-            io.invoke(&invocation).await?
+    let unique = unique();
+    let draining: Vec<String> = (0..ns.shard_count()).map(|shard| ns.draining(shard, &unique)).collect();
+    let _: i64 = io.query(cmd("SADD").arg(ns.drains()).arg(&draining)).await?;
+    let (mut live, mut unused) = (0, Vec::new());
+    for (shard, draining) in draining.iter().enumerate() {
+        let mut invocation = CLEAR.prepare_invoke();
+        invocation.key(ns.index(shard)).key(ns.generation(shard)).key(ns.epoch(shard)).key(draining);
+        invocation.arg(ns.ttl_ms());
+        let cleared: RedisResult<i64> = io.invoke(&invocation).await;
+        let cleared = match cleared {
+            Err(e) if e.to_string().contains("not an integer") => {
+                reset_generation(io, ns, shard).await?;
+                io.invoke(&invocation).await?
+            }
+            other => other?,
+        };
+        match usize::try_from(cleared) {
+            Ok(n) => live += n,
+            Err(_) => unused.push(draining),
         }
-        other => other?,
-    };
-    Ok(usize::try_from(live).unwrap_or(usize::MAX))
+    }
+    if !unused.is_empty() {
+        // No index was there to rename: nothing for the drain to do.
+        let _: i64 = io.query(cmd("SREM").arg(ns.drains()).arg(unused)).await?;
+    }
+    Ok(live)
 }
 
 /// Keys removed per batch of the background drain: a few milliseconds of Redis.
 pub(crate) const DRAIN_BATCH: usize = 500;
 
-/// Removes one batch of a draining index's old entries; `None` when the index is done.
-pub(crate) async fn drain_batch(
-    io: &mut impl Io,
-    draining: &str,
-    epoch: &str,
-    drains: &str,
-) -> RedisResult<Option<usize>> {
+/// Removes one batch of a draining index's old entries; `None` when the index is done
+/// (then [`forget_draining`] unlists it).
+pub(crate) async fn drain_batch(io: &mut impl Io, draining: &str, epoch: &str) -> RedisResult<Option<usize>> {
     let mut invocation = DRAIN.prepare_invoke();
-    invocation.key(draining).key(epoch).key(drains).arg(DRAIN_BATCH);
+    invocation.key(draining).key(epoch).arg(DRAIN_BATCH);
     let removed: i64 = io.invoke(&invocation).await?;
     Ok(usize::try_from(removed).ok())
 }
@@ -260,8 +325,22 @@ pub(crate) async fn clear_matching(
     ns: &Namespace,
     wanted: &[String],
 ) -> RedisResult<usize> {
-    advance_generation(io, ns).await?;
-    let index = ns.index();
+    let mut removed = 0;
+    for shard in 0..ns.shard_count() {
+        removed += clear_matching_in(io, ns, shard, wanted).await?;
+    }
+    Ok(removed)
+}
+
+/// [`clear_matching`] in one sub-index.
+async fn clear_matching_in(
+    io: &mut impl Io,
+    ns: &Namespace,
+    shard: usize,
+    wanted: &[String],
+) -> RedisResult<usize> {
+    advance_generation(io, ns, shard).await?;
+    let index = ns.index(shard);
     let mut cursor: u64 = 0;
     let mut removed = 0;
     loop {
@@ -276,7 +355,7 @@ pub(crate) async fn clear_matching(
             // member without an entry, which is harmless. The other order could leave
             // an entry without a member, which no later partial clear would find.
             let _: i64 = io.query(cmd("ZREM").arg(&index).arg(chunk)).await?;
-            removed += unlink(io, chunk).await?;
+            removed += unlink(io, chunk, false).await?;
         }
         if next == 0 {
             break;
@@ -290,43 +369,48 @@ pub(crate) async fn clear_matching(
 /// before the flush is still running, after which the counter stops taking space.
 const GENERATION_AFTER_FLUSH_MS: u64 = 3_600_000;
 
-/// Advances the namespace's clear generation, so that no fill started before can store.
-/// A counter that holds something other than a number (written by hand, or by another
-/// program) is reset to a value no fill can have read: the time in nanoseconds.
-pub(crate) async fn advance_generation(io: &mut impl Io, ns: &Namespace) -> RedisResult<()> {
-    let advanced: RedisResult<i64> = io.query(cmd("INCR").arg(ns.generation())).await;
+/// Advances the clear generation of sub-index `shard`, so that no fill started before
+/// can store there. A counter that holds something other than a number (written by
+/// hand, or by another program) is reset to a value no fill can have read: the time in
+/// nanoseconds.
+pub(crate) async fn advance_generation(io: &mut impl Io, ns: &Namespace, shard: usize) -> RedisResult<()> {
+    let advanced: RedisResult<i64> = io.query(cmd("INCR").arg(ns.generation(shard))).await;
     match advanced {
-        Err(e) if e.to_string().contains("not an integer") => reset_generation(io, ns).await,
+        Err(e) if e.to_string().contains("not an integer") => reset_generation(io, ns, shard).await,
         other => other.map(drop),
     }
 }
 
 /// Sets a generation that holds something other than a number to a value no fill can
 /// have read: the time in nanoseconds.
-async fn reset_generation(io: &mut impl Io, ns: &Namespace) -> RedisResult<()> {
+async fn reset_generation(io: &mut impl Io, ns: &Namespace, shard: usize) -> RedisResult<()> {
     let fresh = i64::try_from(super::wall_nanos()).unwrap_or(i64::MAX / 2).max(1);
-    tracing::warn!(key = ns.generation(), "memo-alchemy: a clear generation held no number; reset");
-    io.query(cmd("SET").arg(ns.generation()).arg(fresh)).await
+    let key = ns.generation(shard);
+    tracing::warn!(key, "memo-alchemy: a clear generation held no number; reset");
+    io.query(cmd("SET").arg(&key).arg(fresh)).await
 }
 
 /// Removes the entries, indexes and draining leftovers under `pattern` (an escaped
-/// prefix glob). Generation counters are not deleted, which would let an in-flight
-/// fill of this program store again, but expire an hour later. Counts nothing: the
-/// functions' own clears, which `flush_all` runs first, counted their live entries, and
-/// their old keys may still be here waiting for the drain.
-pub(crate) async fn sweep(io: &mut impl Io, pattern: &str) -> RedisResult<usize> {
+/// prefix glob) on one server (a cluster's primaries are swept one by one, with
+/// `by_slot`: a command's keys must then share a hash slot). Generation counters are
+/// not deleted, which would let an in-flight fill of this program store again, but
+/// expire an hour later; nor is `keep` (the tagged hash, which running processes listed
+/// their functions in once). Counts nothing: the functions' own clears, which
+/// `flush_all` runs first, counted their live entries, and their old keys may still be
+/// here waiting for the drain.
+pub(crate) async fn sweep(io: &mut impl Io, pattern: &str, keep: &str, by_slot: bool) -> RedisResult<usize> {
     let mut cursor: u64 = 0;
     loop {
         let (next, keys): (u64, Vec<String>) =
             io.query(cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(BATCH)).await?;
         // Generations and epochs only ever move forward: they are left to expire.
         let (generations, keys): (Vec<String>, Vec<String>) =
-            keys.into_iter().partition(|k| k.ends_with(":g") || k.ends_with(":e"));
+            keys.into_iter().filter(|k| k != keep).partition(|k| k.ends_with(":g") || k.ends_with(":e"));
         for generation in &generations {
             let _: i64 = io.query(cmd("PEXPIRE").arg(generation).arg(GENERATION_AFTER_FLUSH_MS)).await?;
         }
         if !keys.is_empty() {
-            unlink(io, &keys).await?;
+            unlink(io, &keys, by_slot).await?;
         }
         if next == 0 {
             break;
@@ -340,21 +424,43 @@ pub(crate) async fn sweep(io: &mut impl Io, pattern: &str) -> RedisResult<usize>
 /// function's longest lifetime by Redis's clock (all of them without expiry). With
 /// `expire_jitter`, entries given a shorter lifetime may still be counted a while.
 pub(crate) async fn live(io: &mut impl Io, ns: &Namespace) -> RedisResult<usize> {
-    let count: u64 = match ns.ttl_ms() {
-        0 => io.query(cmd("ZCARD").arg(ns.index())).await?,
+    let since = match ns.ttl_ms() {
+        0 => None,
         ttl => {
             // Members are scored with Redis's clock (the write script's `TIME`).
             let (secs, micros): (u64, u64) = io.query(&cmd("TIME")).await?;
-            let since = (secs * 1000 + micros / 1000).saturating_sub(ttl);
-            io.query(cmd("ZCOUNT").arg(ns.index()).arg(format!("({since}")).arg("+inf")).await?
+            Some((secs * 1000 + micros / 1000).saturating_sub(ttl))
         }
     };
+    let mut count: u64 = 0;
+    for shard in 0..ns.shard_count() {
+        let n: u64 = match since {
+            None => io.query(cmd("ZCARD").arg(ns.index(shard))).await?,
+            Some(since) => {
+                io.query(cmd("ZCOUNT").arg(ns.index(shard)).arg(format!("({since}")).arg("+inf")).await?
+            }
+        };
+        count += n;
+    }
     Ok(usize::try_from(count).unwrap_or(usize::MAX))
 }
 
-async fn unlink(io: &mut impl Io, keys: &[String]) -> RedisResult<usize> {
-    let n: u64 = io.query(cmd("UNLINK").arg(keys)).await?;
-    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+/// Unlinks `keys`: in one command, or with `by_slot` one per hash slot among them.
+async fn unlink(io: &mut impl Io, keys: &[String], by_slot: bool) -> RedisResult<usize> {
+    let mut groups: Vec<(u16, Vec<&String>)> = Vec::new();
+    for key in keys {
+        let slot = if by_slot { key_slot(key) } else { 0 };
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, group)) => group.push(key),
+            None => groups.push((slot, vec![key])),
+        }
+    }
+    let mut removed = 0;
+    for (_, group) in groups {
+        let n: u64 = io.query(cmd("UNLINK").arg(group)).await?;
+        removed += usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    Ok(removed)
 }
 
 /// A unique suffix for a draining index: the time in nanoseconds, the process and a

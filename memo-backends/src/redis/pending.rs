@@ -240,7 +240,10 @@ async fn apply(io: &mut impl Io, ns: &Namespace, target: Target, what: &What) ->
         (Target::Store, What::All) => ops::clear(io, ns).await,
         (Target::Store, What::Matching(wanted)) => ops::clear_matching(io, ns, wanted).await,
         (Target::Store, What::Tags(tags)) => ops::invalidate_tags(io, ns, tags).await,
-        (Target::Store, What::Key(entry)) => ops::remove(io, ns, entry).await.map(usize::from),
+        (Target::Store, What::Key(key)) => match ns.entry_of_key(key) {
+            Some(entry) => ops::remove(io, ns, &entry).await.map(usize::from),
+            None => Ok(0),
+        },
         (Target::Bus, what) => {
             let bus = Bus::global();
             let message = match what {

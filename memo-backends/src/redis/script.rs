@@ -146,10 +146,11 @@ return evicted
     )
 });
 
-/// KEYS: index, generation, epoch, the draining name, the drains set. ARGV: ttl in ms
-/// (0: none). Moves the generation and the epoch on (every entry is unreadable from
-/// here), renames the index aside for the background drain and lists it; returns the
-/// live entries there were. The epoch becomes the later of itself + 1 and Redis's time
+/// KEYS: index, generation, epoch, the draining name (listed in the drains set
+/// beforehand). ARGV: ttl in ms (0: none). Moves the generation and the epoch on (every
+/// entry is unreadable from here) and renames the index aside for the background drain;
+/// returns the live entries there were, or -1 when there was no index (then nothing
+/// is left to drain, and the caller unlists the draining name). The epoch becomes the later of itself + 1 and Redis's time
 /// in ms, so that it never goes back even if its key is lost (evicted, deleted by hand)
 /// or holds garbage: an old entry's tag can never become current again.
 pub(crate) static CLEAR: LazyLock<Script> = LazyLock::new(|| {
@@ -161,7 +162,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
 redis.call('SET', KEYS[3], string.format('%d', math.max(epoch + 1, now)))
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
+  return -1
 end
 local ttl = tonumber(ARGV[1])
 local live
@@ -171,16 +172,15 @@ else
   live = redis.call('ZCARD', KEYS[1])
 end
 redis.call('RENAME', KEYS[1], KEYS[4])
-redis.call('SADD', KEYS[5], KEYS[4])
 return live
 ",
     )
 });
 
-/// KEYS: a draining index, its namespace's epoch, the drains set. ARGV: the batch
-/// size. Removes one batch of the index's entries, except those rewritten in the
-/// current epoch since the clear; when the index is empty, removes it from the drains
-/// set. Returns the entries removed, or -1 when the index is done.
+/// KEYS: a draining index, its sub-index's epoch. ARGV: the batch size. Removes one
+/// batch of the index's entries, except those rewritten in the current epoch since the
+/// clear. Returns the entries removed, or -1 when the index is done (gone, or never
+/// made: the clear found no index), for the caller to remove it from the drains set.
 pub(crate) static DRAIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -199,7 +199,6 @@ if #members > 0 then
 end
 if redis.call('ZCARD', KEYS[1]) == 0 then
   redis.call('UNLINK', KEYS[1])
-  redis.call('SREM', KEYS[3], KEYS[1])
   return -1
 end
 return removed
@@ -237,29 +236,24 @@ return n
     )
 });
 
-/// KEYS: a tag's draining set. ARGV: the batch size. Removes up to that many of its
-/// entries, with their index members; returns the live entries removed (those whose
-/// value carries their namespace's current epoch) and the members left. An entry key's
-/// namespace is what precedes its last `:k:` (argument segments never hold `:k:`).
+/// KEYS: a tag's draining set in one sub-index, the sub-index's epoch and index. ARGV:
+/// the batch size. Removes up to that many of its entries, with their index members;
+/// returns the live entries removed (those whose value carries the current epoch) and
+/// the members left.
 pub(crate) static TAG_BATCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local removed = 0
+local current = 'e' .. (redis.call('GET', KEYS[2]) or '0') .. '|'
 for _, key in ipairs(redis.call('SPOP', KEYS[1], tonumber(ARGV[1]))) do
-  local base = string.match(key, '^(.*):k:')
   local value = redis.call('GET', key)
   if value then
-    if base then
-      local current = 'e' .. (redis.call('GET', base .. ':e') or '0') .. '|'
-      if string.sub(value, 1, #current) == current then
-        removed = removed + 1
-      end
+    if string.sub(value, 1, #current) == current then
+      removed = removed + 1
     end
     redis.call('UNLINK', key)
   end
-  if base then
-    redis.call('ZREM', base .. ':i', key)
-  end
+  redis.call('ZREM', KEYS[3], key)
 end
 return {removed, redis.call('SCARD', KEYS[1])}
 ",
