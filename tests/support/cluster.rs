@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 /// The nodes of the cluster.
 pub struct Cluster {
     pub ports: Vec<u16>,
+    /// The servers' process ids (known to the process that started them).
+    pub pids: Vec<u32>,
 }
 
 /// One node as `CLUSTER NODES` lists it.
@@ -40,12 +42,27 @@ impl Cluster {
                 *port,
                 &format!(
                     "--cluster-enabled yes --cluster-port {bus} --cluster-config-file nodes-{port}.conf \
-                     --cluster-node-timeout 1000 --dir {}",
+                     --cluster-node-timeout 5000 --dir {}",
                     dir.display()
                 ),
             );
         }
-        let cluster = Cluster { ports: ports.to_vec() };
+        let pids = ports
+            .iter()
+            .map(|port| {
+                let info: String = redis::cmd("INFO")
+                    .arg("server")
+                    .query(
+                        &mut redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                            .unwrap()
+                            .get_connection()
+                            .unwrap(),
+                    )
+                    .unwrap();
+                info.lines().find_map(|l| l.strip_prefix("process_id:")).unwrap().trim().parse().unwrap()
+            })
+            .collect();
+        let cluster = Cluster { ports: ports.to_vec(), pids };
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
         for port in &cluster.ports {

@@ -34,7 +34,10 @@ static SERVER: LazyLock<Server> = LazyLock::new(|| {
     // A child process uses its parent's server.
     let parents = std::env::var("MEMO_TEST_PORT").ok().and_then(|p| p.parse().ok());
     let cluster = on_cluster().then(|| match std::env::var("MEMO_TEST_CLUSTER_PORTS") {
-        Ok(ports) => cluster::Cluster { ports: ports.split(',').map(|p| p.parse().unwrap()).collect() },
+        Ok(ports) => cluster::Cluster {
+            ports: ports.split(',').map(|p| p.parse().unwrap()).collect(),
+            pids: Vec::new(),
+        },
         Err(_) => cluster::Cluster::start(),
     });
     let port = cluster.as_ref().map(|c| c.ports[0]);
@@ -104,7 +107,15 @@ impl Server {
     }
 
     fn signal(&self, sig: &str) {
-        assert!(self.cluster.is_none(), "a test that stops the server runs on a single server only");
+        if let Some(cluster) = &self.cluster {
+            // Every node at once: the whole cluster is out of reach.
+            assert!(sig != "-KILL", "a test that kills the server runs on a single server only");
+            for pid in &cluster.pids {
+                let status = Command::new("kill").arg(sig).arg(pid.to_string()).status().expect("kill runs");
+                assert!(status.success(), "kill {sig} {pid}");
+            }
+            return;
+        }
         let pid = *self.pid.lock().unwrap();
         let status = Command::new("kill").arg(sig).arg(pid.to_string()).status().expect("kill runs");
         assert!(status.success(), "kill {sig} {pid}");
@@ -203,7 +214,7 @@ impl Server {
 impl Server {
     /// Writes `n - 1` more entries into the namespace of the function whose path ends
     /// in `::{function}` (it must have stored one already), as the write script would:
-    /// value and index member, 100,000 per script call. Returns the index key.
+    /// value and index member, 20,000 per script call. Returns the index key.
     pub fn fill(&self, function: &str, n: u64) -> String {
         let entry =
             self.keys(&format!("memo:*::{function}:*:k:*")).pop().expect("the function stored an entry");
@@ -219,8 +230,9 @@ impl Server {
             end",
         );
         let mut raw = self.raw();
-        for start in (1..n).step_by(100_000) {
-            let end = (start + 99_999).min(n - 1);
+        // 20,000 per script: a cluster node busy for much longer could be taken for failed.
+        for start in (1..n).step_by(20_000) {
+            let end = (start + 19_999).min(n - 1);
             let () =
                 script.key(&index).arg(start).arg(end).arg(&prefix).invoke(&mut raw).expect("the fill runs");
         }

@@ -52,25 +52,48 @@ fn run() {
     }
 }
 
-/// Drains every listed index, until none is left or Redis fails.
+/// How long a listed draining index may be absent before it is forgotten: its clear
+/// lists it, then renames the index to it a round trip later, or crashed in between.
+const ABSENT_FOR: Duration = Duration::from_secs(600);
+
+/// Drains every listed index, until none is left (but those not yet renamed by their
+/// clear) or Redis fails.
 fn drain_all(drains: &str) {
     let redis = Redis::global();
-    while let Ok(Some(draining)) = redis.run(|io| block(ops::next_draining(io, drains))) {
-        let Some(epoch) = epoch_of_draining(&draining) else {
-            // Not an index of ours: forget it rather than look at it forever.
-            let _ = redis.run(|io| block(ops::forget_draining(io, drains, &draining)));
-            continue;
-        };
-        loop {
-            match redis.run(|io| block(ops::drain_batch(io, &draining, &epoch))) {
-                Ok(Some(_)) => thread::sleep(BETWEEN_BATCHES),
-                Ok(None) => {
-                    // Unlisted only once drained: a crash before leaves it listed.
-                    let _ = redis.run(|io| block(ops::forget_draining(io, drains, &draining)));
-                    break;
+    loop {
+        let Ok(listed) = redis.run(|io| block(ops::some_draining(io, drains))) else { return };
+        let mut progressed = false;
+        for draining in listed {
+            let Some(epoch) = epoch_of_draining(&draining) else {
+                // Not an index of ours: forget it rather than look at it forever.
+                let _ = redis.run(|io| block(ops::forget_draining(io, drains, &draining)));
+                continue;
+            };
+            loop {
+                match redis.run(|io| block(ops::drain_batch(io, &draining, &epoch))) {
+                    Ok(ops::Drained::Some(_)) => {
+                        progressed = true;
+                        thread::sleep(BETWEEN_BATCHES);
+                    }
+                    Ok(ops::Drained::Done) => {
+                        // Unlisted only once drained: a crash before leaves it listed.
+                        let _ = redis.run(|io| block(ops::forget_draining(io, drains, &draining)));
+                        progressed = true;
+                        break;
+                    }
+                    Ok(ops::Drained::Absent) => {
+                        let listed_at = ops::listed_at_nanos(&draining).unwrap_or(0);
+                        if super::wall_nanos().saturating_sub(listed_at) > ABSENT_FOR.as_nanos() {
+                            let _ = redis.run(|io| block(ops::forget_draining(io, drains, &draining)));
+                        }
+                        break;
+                    }
+                    Err(_) => return,
                 }
-                Err(_) => return,
             }
+        }
+        if !progressed {
+            return;
         }
     }
 }

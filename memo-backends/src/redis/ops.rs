@@ -297,13 +297,28 @@ pub(crate) async fn clear(io: &mut impl Io, ns: &Namespace) -> RedisResult<usize
 /// Keys removed per batch of the background drain: a few milliseconds of Redis.
 pub(crate) const DRAIN_BATCH: usize = 500;
 
-/// Removes one batch of a draining index's old entries; `None` when the index is done
-/// (then [`forget_draining`] unlists it).
-pub(crate) async fn drain_batch(io: &mut impl Io, draining: &str, epoch: &str) -> RedisResult<Option<usize>> {
+/// What one batch of the drain did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drained {
+    /// Removed this many old entries; more are left.
+    Some(usize),
+    /// The index is done and gone: [`forget_draining`] unlists it.
+    Done,
+    /// There is no such index: not renamed yet by the clear that listed it, or never
+    /// (that clear crashed in between).
+    Absent,
+}
+
+/// Removes one batch of a draining index's old entries.
+pub(crate) async fn drain_batch(io: &mut impl Io, draining: &str, epoch: &str) -> RedisResult<Drained> {
     let mut invocation = DRAIN.prepare_invoke();
     invocation.key(draining).key(epoch).arg(DRAIN_BATCH);
     let removed: i64 = io.invoke(&invocation).await?;
-    Ok(usize::try_from(removed).ok())
+    Ok(match removed {
+        -1 => Drained::Done,
+        -2 => Drained::Absent,
+        n => Drained::Some(usize::try_from(n).unwrap_or(0)),
+    })
 }
 
 /// Removes `draining` from the drains set.
@@ -312,9 +327,9 @@ pub(crate) async fn forget_draining(io: &mut impl Io, drains: &str, draining: &s
     Ok(())
 }
 
-/// A draining index listed in `drains`, if any.
-pub(crate) async fn next_draining(io: &mut impl Io, drains: &str) -> RedisResult<Option<String>> {
-    io.query(cmd("SRANDMEMBER").arg(drains)).await
+/// Up to 100 of the draining indexes listed in `drains`.
+pub(crate) async fn some_draining(io: &mut impl Io, drains: &str) -> RedisResult<Vec<String>> {
+    io.query(cmd("SRANDMEMBER").arg(drains).arg(100)).await
 }
 
 /// Removes the strict entries that have every `name=hex` segment of `wanted`, scanning
@@ -463,13 +478,20 @@ async fn unlink(io: &mut impl Io, keys: &[String], by_slot: bool) -> RedisResult
     Ok(removed)
 }
 
-/// A unique suffix for a draining index: the time in nanoseconds, the process and a
-/// counter, so that processes that share a pid (containers) or restart never collide.
+/// A unique suffix for a draining index: the time in nanoseconds (see
+/// [`listed_at_nanos`]), the process and a counter, so that processes that share a pid
+/// (containers) or restart never collide.
 fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = super::wall_nanos();
     format!("{nanos:x}-{}-{}", std::process::id(), NEXT.fetch_add(1, Relaxed))
+}
+
+/// When the draining index `draining` was listed, in nanoseconds by its clear's wall clock.
+pub(crate) fn listed_at_nanos(draining: &str) -> Option<u128> {
+    let (_, unique) = draining.rsplit_once(":i:draining:")?;
+    u128::from_str_radix(unique.split('-').next()?, 16).ok()
 }
 
 /// Publishes `message` on `channel`.

@@ -179,11 +179,15 @@ return live
 
 /// KEYS: a draining index, its sub-index's epoch. ARGV: the batch size. Removes one
 /// batch of the index's entries, except those rewritten in the current epoch since the
-/// clear. Returns the entries removed, or -1 when the index is done (gone, or never
-/// made: the clear found no index), for the caller to remove it from the drains set.
+/// clear. Returns the entries removed; -1 when this emptied the index (the caller then
+/// removes it from the drains set); -2 when there is no such index (yet: the clear
+/// that listed it may not have renamed its index yet).
 pub(crate) static DRAIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -2
+end
 local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 local current = 'e' .. (redis.call('GET', KEYS[2]) or '0') .. '|'
 local removed = 0
