@@ -25,9 +25,19 @@ pub struct Server {
     cluster: Option<cluster::Cluster>,
 }
 
-/// Whether this test binary runs against a Redis Cluster (`MEMO_TEST_TOPOLOGY=cluster`).
+/// Whether this test binary runs against a Redis Cluster (`MEMO_TEST_TOPOLOGY=cluster`,
+/// or [`use_cluster`]).
 pub fn on_cluster() -> bool {
-    std::env::var("MEMO_TEST_TOPOLOGY").is_ok_and(|t| t == "cluster")
+    CLUSTER_ALWAYS.load(std::sync::atomic::Ordering::SeqCst)
+        || std::env::var("MEMO_TEST_TOPOLOGY").is_ok_and(|t| t == "cluster")
+}
+
+static CLUSTER_ALWAYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes this test binary run against a Redis Cluster whatever the environment says:
+/// call it before [`server`].
+pub fn use_cluster() {
+    CLUSTER_ALWAYS.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 static SERVER: LazyLock<Server> = LazyLock::new(|| {
@@ -255,7 +265,7 @@ pub fn child_command(test: &str, extra_env: &[(&str, String)]) -> Command {
         .env("MEMO_TEST_PORT", server().port.to_string());
     if let Some(cluster) = server().cluster() {
         let ports: Vec<String> = cluster.ports.iter().map(u16::to_string).collect();
-        cmd.env("MEMO_TEST_CLUSTER_PORTS", ports.join(","));
+        cmd.env("MEMO_TEST_CLUSTER_PORTS", ports.join(",")).env("MEMO_TEST_TOPOLOGY", "cluster");
     }
     for (k, v) in extra_env {
         cmd.env(k, v);
