@@ -85,6 +85,27 @@ fn passwords_never_print() {
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
 
+#[test]
+fn cluster_seed_nodes_are_checked_and_named() {
+    let config = Config::from_vars(|name| {
+        (name == "MEMO_REDIS_CLUSTER_URLS").then(|| "redis://a:7000, redis://b:7001,".to_owned())
+    })
+    .unwrap();
+    let seeds: Vec<String> = config.redis_cluster_urls().iter().map(ToString::to_string).collect();
+    assert_eq!(seeds, ["redis://a:7000", "redis://b:7001"]);
+    let err = Config::builder().redis_cluster_urls(["redis://a:1", "b:2"]).build().unwrap_err();
+    assert!(err.to_string().contains("redis_cluster_urls") && err.to_string().contains("b:2"), "{err}");
+    let err =
+        Config::builder().redis_cluster_urls(["redis://u:hunter2@a:1", "unix:///s"]).build().unwrap_err();
+    assert!(err.to_string().contains("unix:///s"), "{err}");
+    let err = Config::builder().redis_cluster_urls(["redis://a:1"]).key_prefix("app{1}").build().unwrap_err();
+    assert!(err.to_string().contains("key_prefix") && err.to_string().contains("hash slot"), "{err}");
+    assert!(Config::builder().key_prefix("app{1}").build().is_ok(), "braces are fine on one server");
+    let shown =
+        format!("{:?}", Config::builder().redis_cluster_urls(["redis://u:hunter2@a:1"]).build().unwrap());
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// No `limit` in the attribute: the installed default (2) applies.
