@@ -115,6 +115,9 @@ fn child_clears_and_crashes() {
         return;
     }
     server();
+    // Connected first (a cluster's client discovers the nodes on its first call, within
+    // the same short timeout the tests give every call).
+    assert_eq!(crashy(0), 0);
     assert_eq!(crashy::cache_clear().unwrap() as u64, CRASHY_ENTRIES);
     // Dies before its drain has done much: no unwinding, no destructors.
     std::process::abort();

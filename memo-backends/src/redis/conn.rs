@@ -2,7 +2,9 @@
 //! one circuit breaker per process.
 //!
 //! - Blocking callers take a connection from a small pool; connecting and each
-//!   command are bounded by the configured timeout.
+//!   command are bounded by the configured timeout. On a cluster they share the async
+//!   cluster connection instead, each waiting on its own thread for its commands' answers
+//!   until the call's deadline: one timeout per call, however the cluster client retries.
 //! - `async` callers share one multiplexed connection, driven by a one-thread runtime
 //!   of the library's own, so that it outlives the callers' runtimes. Each operation
 //!   runs there under `tokio::time::timeout`.
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use memo_core::{now_ms, Config, Error, Health, RedisUrl};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::cluster::ClusterClient;
 use redis::{Cmd, ConnectionLike, FromRedisValue, IntoConnectionInfo, RedisResult, ScriptInvocation};
 
 /// Issues commands; implemented for a blocking connection and for the async manager.
@@ -35,18 +37,58 @@ pub(crate) trait Io: Send {
     ) -> impl Future<Output = RedisResult<T>> + Send;
 }
 
-/// A blocking connection, to one server or a cluster, used through [`Io`].
-pub(crate) struct SyncIo<'c>(&'c mut (dyn ConnectionLike + Send));
+/// A blocking caller's connection, used through [`Io`]: a connection to the one server,
+/// or the shared cluster connection with the call's deadline.
+pub(crate) enum SyncIo<'c> {
+    Single(&'c mut (dyn ConnectionLike + Send)),
+    Cluster(AsyncIo, Instant),
+}
 
 impl Io for SyncIo<'_> {
     fn query<T: FromRedisValue + Send>(&mut self, cmd: &Cmd) -> impl Future<Output = RedisResult<T>> + Send {
-        std::future::ready(cmd.query(self.0))
+        std::future::ready(match self {
+            SyncIo::Single(conn) => cmd.query(*conn),
+            SyncIo::Cluster(io, deadline) => wait_until(io.query(cmd), *deadline),
+        })
     }
     fn invoke<T: FromRedisValue + Send>(
         &mut self,
         script: &ScriptInvocation<'_>,
     ) -> impl Future<Output = RedisResult<T>> + Send {
-        std::future::ready(script.invoke(self.0))
+        std::future::ready(match self {
+            SyncIo::Single(conn) => script.invoke(*conn),
+            SyncIo::Cluster(io, deadline) => wait_until(io.invoke(script), *deadline),
+        })
+    }
+}
+
+/// Polls `future` on this thread until it is ready or `deadline` passes: for a future
+/// that waits on the work of the library's runtime (the cluster connection's driver),
+/// whose context it enters, so that it works inside or outside any caller's runtime.
+fn wait_until<T>(future: impl Future<Output = RedisResult<T>>, deadline: Instant) -> RedisResult<T> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    // The cluster client's futures set timers: they register with the library's runtime
+    // (whose thread drives them), not with any runtime the caller may be in.
+    let _context = RUNTIME.enter();
+    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(result) = future.as_mut().poll(&mut context) {
+            return result;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let timeout =
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer from the Redis Cluster in time");
+            return Err(timeout.into());
+        }
+        std::thread::park_timeout(left);
     }
 }
 
@@ -68,35 +110,6 @@ impl Io for AsyncIo {
         match self {
             AsyncIo::Single(manager) => script.invoke_async(manager).await,
             AsyncIo::Cluster(cluster) => script.invoke_async(cluster).await,
-        }
-    }
-}
-
-/// A pooled blocking connection.
-enum SyncConn {
-    Single(redis::Connection),
-    Cluster(Box<ClusterConnection>),
-}
-
-impl SyncConn {
-    /// Bounds each read and write by `timeout`.
-    fn bound(&mut self, timeout: Duration) -> RedisResult<()> {
-        match self {
-            SyncConn::Single(conn) => {
-                conn.set_read_timeout(Some(timeout))?;
-                conn.set_write_timeout(Some(timeout))
-            }
-            SyncConn::Cluster(conn) => {
-                conn.set_read_timeout(Some(timeout))?;
-                conn.set_write_timeout(Some(timeout))
-            }
-        }
-    }
-
-    fn io(&mut self) -> SyncIo<'_> {
-        match self {
-            SyncConn::Single(conn) => SyncIo(conn),
-            SyncConn::Cluster(conn) => SyncIo(conn.as_mut()),
         }
     }
 }
@@ -128,7 +141,7 @@ pub(crate) struct Redis {
     timeout: Duration,
     /// See [`connect_timeout`].
     connect_timeout: Duration,
-    pool: Mutex<Vec<SyncConn>>,
+    pool: Mutex<Vec<redis::Connection>>,
     /// The async connection; dropped after a failure, so that the next call (the
     /// breaker's probe, say) connects afresh instead of reusing a broken one.
     manager: Mutex<Option<AsyncIo>>,
@@ -233,19 +246,33 @@ impl Redis {
 
     fn run_blocking<T>(&self, op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>) -> Result<T, Failure> {
         let started = Instant::now();
+        let client = match self.client().map_err(Failure::transport)? {
+            Client::Single(client) => client,
+            Client::Cluster(_) => {
+                let deadline = started + self.timeout;
+                // Not in the match: its guard would live through the arms.
+                let shared = self.manager.lock().clone();
+                let io = match shared {
+                    Some(io) => io,
+                    None => {
+                        let connecting = RUNTIME.spawn(self.connect_async()?);
+                        let connected = wait_until(async { connecting.await.map_err(joined) }, deadline)?;
+                        let io = connected?;
+                        self.manager.lock().get_or_insert(io).clone()
+                    }
+                };
+                return op(&mut SyncIo::Cluster(io, deadline)).map_err(Failure::from);
+            }
+        };
         let pooled = self.pool.lock().pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => match self.client().map_err(Failure::transport)? {
-                Client::Single(client) => {
-                    SyncConn::Single(client.get_connection_with_timeout(self.connect_timeout)?)
-                }
-                Client::Cluster(client) => SyncConn::Cluster(Box::new(client.get_connection()?)),
-            },
+            None => client.get_connection_with_timeout(self.connect_timeout)?,
         };
         let left = self.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-        conn.bound(left)?;
-        let result = op(&mut conn.io()).map_err(Failure::from);
+        conn.set_read_timeout(Some(left))?;
+        conn.set_write_timeout(Some(left))?;
+        let result = op(&mut SyncIo::Single(&mut conn)).map_err(Failure::from);
         // A connection that failed may hold half a reply: drop it.
         if result.is_ok() {
             let mut pool = self.pool.lock();
@@ -266,7 +293,7 @@ impl Redis {
             return self.run(|io| op(io, false));
         }
         let primaries = self.run(|io| {
-            let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut *io.0)?;
+            let nodes: String = block(io.query(redis::cmd("CLUSTER").arg("NODES")))?;
             Ok(primaries(&nodes))
         })?;
         let timeout = self.timeout;
@@ -277,7 +304,7 @@ impl Redis {
                 let info = seed.clone().set_addr(redis::ConnectionAddr::Tcp(host.clone(), port));
                 let mut conn = redis::Client::open(info)?.get_connection_with_timeout(timeout)?;
                 conn.set_read_timeout(Some(timeout))?;
-                op(&mut SyncIo(&mut conn), true)
+                op(&mut SyncIo::Single(&mut conn), true)
             })()
             .map_err(Failure::from);
             total += self.settle(result)?;
@@ -314,17 +341,26 @@ impl Redis {
         if let Some(manager) = self.manager.lock().clone() {
             return Ok(manager);
         }
-        let manager = match self.client().map_err(Failure::transport)?.clone() {
-            Client::Single(client) => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1);
-                AsyncIo::Single(ConnectionManager::new_with_config(client, config).await?)
-            }
-            Client::Cluster(client) => AsyncIo::Cluster(client.get_async_connection().await?),
-        };
+        let manager = self.connect_async()?.await?;
         Ok(self.manager.lock().get_or_insert(manager).clone())
+    }
+
+    /// Connects the async connection (on the library's runtime, where its driver runs).
+    fn connect_async(&self) -> Result<impl Future<Output = RedisResult<AsyncIo>> + Send + 'static, Failure> {
+        let client = self.client().map_err(Failure::transport)?.clone();
+        let timeout = self.timeout;
+        Ok(async move {
+            Ok(match client {
+                Client::Single(client) => {
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(timeout))
+                        .set_response_timeout(Some(timeout))
+                        .set_number_of_retries(1);
+                    AsyncIo::Single(ConnectionManager::new_with_config(client, config).await?)
+                }
+                Client::Cluster(client) => AsyncIo::Cluster(client.get_async_connection().await?),
+            })
+        })
     }
 
     /// Accounts for a call's outcome. Only a transport failure (no connection, no
@@ -366,6 +402,11 @@ impl Redis {
             message: format!("{} ({})", self.url.redact(&message), self.url),
         }
     }
+}
+
+/// A join error of a task on the library's runtime, as a Redis error.
+fn joined(e: tokio::task::JoinError) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::other(format!("the Redis task failed: {e}")))
 }
 
 /// Why a call failed, and whether Redis could not be reached (as opposed to answering

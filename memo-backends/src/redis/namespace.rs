@@ -89,7 +89,7 @@ impl Namespace {
         }
         if !function.tags().is_empty() {
             // Entries written before the tags were declared are in no tag's set.
-            identity.push_str(&format!("|tags={}", function.tags().join(",")));
+            identity.push_str(&format!("|tag-sets={}", function.tags().join(",")));
         }
         let policy = function.policy(config);
         if policy.tracks_freshness() {
