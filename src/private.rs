@@ -16,7 +16,7 @@ pub use serde::Serialize;
 /// Spawns an `async` function's background refresh: on the caller's tokio runtime when
 /// there is one, else on the library's refresh threads.
 pub fn spawn(future: memo_core::BoxFuture<'static, ()>) {
-    #[cfg(feature = "redis")]
+    #[cfg(any(feature = "redis", feature = "postgres"))]
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         drop(runtime.spawn(future));
         return;

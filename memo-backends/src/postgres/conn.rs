@@ -1,0 +1,278 @@
+//! Connections to PostgreSQL: a bounded pool (deadpool) of tokio-postgres clients,
+//! one timeout and one circuit breaker per process.
+//!
+//! The store logic is written once, as `async` code over a pooled client. It runs on
+//! the caller's own thread or task, never handed to another: a blocking caller polls
+//! it with [`block_on`] (parking between wake-ups), an `async` caller awaits it. Each
+//! poll enters the library's one-thread runtime, so that connections (whose I/O tasks
+//! live there) outlive the callers' runtimes and timers work whatever runs the caller.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+use memo_core::{Config, Error, Health, PostgresUrl};
+
+use super::sql::Sql;
+use crate::breaker::Breaker;
+
+/// The library's runtime: it runs the connections' I/O tasks and the timers.
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("memo-alchemy-postgres")
+        .enable_all()
+        .build()
+        .expect("the OS can start one thread for memo-alchemy's PostgreSQL runtime")
+});
+
+/// The process's PostgreSQL client.
+pub(crate) struct Postgres {
+    pool: Result<Pool, String>,
+    url: PostgresUrl,
+    timeout: Duration,
+    pub(crate) sql: Sql,
+    /// Whether this process has made sure the tables exist.
+    ready: AtomicBool,
+    breaker: Breaker,
+    health: Health,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Postgres({})", self.url)
+    }
+}
+
+impl Postgres {
+    /// The client for the configured database, made on first use.
+    pub(crate) fn global() -> &'static Postgres {
+        static POSTGRES: OnceLock<Postgres> = OnceLock::new();
+        POSTGRES.get_or_init(|| Postgres::new(Config::global()))
+    }
+
+    fn new(config: &Config) -> Postgres {
+        let url = config.postgres_url().clone();
+        let timeout = config.postgres_timeout();
+        let pool =
+            url.expose().parse::<tokio_postgres::Config>().map_err(|e| url.redact(&e.to_string())).and_then(
+                |mut pg| {
+                    pg.connect_timeout(timeout).application_name("memo-alchemy");
+                    let manager = Manager::from_config(
+                        pg,
+                        tokio_postgres::NoTls,
+                        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+                    );
+                    Pool::builder(manager)
+                        .max_size(config.postgres_pool_size())
+                        .runtime(deadpool_postgres::Runtime::Tokio1)
+                        .wait_timeout(Some(timeout))
+                        .create_timeout(Some(timeout))
+                        .build()
+                        .map_err(|e| e.to_string())
+                },
+            );
+        Postgres {
+            pool,
+            health: Health::new(format!("PostgreSQL at {url}")),
+            url,
+            timeout,
+            sql: Sql::new(config.postgres_schema()),
+            ready: AtomicBool::new(false),
+            breaker: Breaker::new(config),
+        }
+    }
+
+    /// Whether the last call found PostgreSQL unreachable.
+    pub(crate) fn is_down(&self) -> bool {
+        self.health.is_down()
+    }
+
+    /// Runs `op` with a pooled client, blocking this thread, within the timeout.
+    pub(crate) fn run<T, F>(&'static self, op: impl FnOnce(Object) -> F) -> Result<T, String>
+    where
+        F: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        self.breaker.admit()?;
+        let result = block_on(Deadline::new(self.timeout, self.exec(op)));
+        self.settle(result)
+    }
+
+    /// [`run`](Postgres::run), even while the breaker is open: for the background
+    /// retries of clears and the cleanup, which probe the database.
+    pub(crate) fn run_probe<T, F>(&'static self, op: impl FnOnce(Object) -> F) -> Result<T, String>
+    where
+        F: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let result = block_on(Deadline::new(self.timeout, self.exec(op)));
+        self.settle(result)
+    }
+
+    /// Runs `op` with a pooled client, for `async` callers, within the timeout.
+    pub(crate) async fn run_async<T, F>(
+        &'static self,
+        op: impl FnOnce(Object) -> F + Send,
+    ) -> Result<T, String>
+    where
+        F: Future<Output = Result<T, tokio_postgres::Error>> + Send,
+    {
+        self.breaker.admit()?;
+        let result = Deadline::new(self.timeout, self.exec(op)).await;
+        self.settle(result)
+    }
+
+    async fn exec<T, F>(&'static self, op: impl FnOnce(Object) -> F) -> Result<T, Failure>
+    where
+        F: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let pool =
+            self.pool.as_ref().map_err(|e| Failure::transport(format!("invalid PostgreSQL URL: {e}")))?;
+        let client = pool.get().await.map_err(Failure::from)?;
+        if !self.ready.load(Ordering::Acquire) {
+            // One simple query: one implicit transaction, holding the setup lock.
+            client.batch_execute(&self.sql.setup).await.map_err(Failure::from)?;
+            self.ready.store(true, Ordering::Release);
+        }
+        op(client).await.map_err(|e| {
+            // The schema, a table or a function went missing (dropped by hand, a
+            // restored database): the next call creates them again.
+            let code = e.code().map(tokio_postgres::error::SqlState::code);
+            if matches!(code, Some("3F000" | "42P01" | "42883")) {
+                self.ready.store(false, Ordering::Release);
+            }
+            Failure::from(e)
+        })
+    }
+
+    /// Accounts for a call's outcome. Only a transport failure (no connection, no
+    /// answer) counts against the breaker and the store's health: an error the server
+    /// sent back (a constraint, a deadlock) means it is up.
+    fn settle<T>(&self, result: Result<T, Failure>) -> Result<T, String> {
+        match result {
+            Ok(value) => {
+                self.breaker.success();
+                self.health.succeeded();
+                Ok(value)
+            }
+            Err(Failure { message, transport: false }) => {
+                self.breaker.success();
+                self.health.succeeded();
+                Err(self.url.redact(&message))
+            }
+            Err(Failure { message, transport: true }) => {
+                self.breaker.failure();
+                let message = self.url.redact(&message);
+                self.health.failed(&message);
+                Err(message)
+            }
+        }
+    }
+
+    /// The error a caller gets for a failed operation.
+    pub(crate) fn error(&self, function: &str, message: String) -> Error {
+        Error::Backend {
+            backend: "postgres",
+            function: function.to_owned(),
+            message: format!("{} ({})", self.url.redact(&message), self.url),
+        }
+    }
+}
+
+/// Why a call failed, and whether PostgreSQL could not be reached (as opposed to
+/// answering with an error).
+struct Failure {
+    message: String,
+    transport: bool,
+}
+
+impl Failure {
+    fn transport(message: String) -> Failure {
+        Failure { message, transport: true }
+    }
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Failure {
+        // Class 08 (connection exception) and 57 (operator intervention: shutting
+        // down, cannot connect now) mean the server is going or gone.
+        let transport = e.as_db_error().is_none_or(|db| {
+            let code = db.code().code();
+            code.starts_with("08") || code.starts_with("57")
+        });
+        // `Display` says only "db error"; the server's message is in the source.
+        let message = match e.as_db_error() {
+            Some(db) => format!("{e}: {db}"),
+            None => e.to_string(),
+        };
+        Failure { message, transport }
+    }
+}
+
+impl From<PoolError> for Failure {
+    fn from(e: PoolError) -> Failure {
+        match e {
+            PoolError::Backend(e) => Failure::from(e),
+            other => Failure::transport(other.to_string()),
+        }
+    }
+}
+
+/// A future that runs inside the library's runtime and fails after `timeout`.
+struct Deadline<F> {
+    inner: Pin<Box<F>>,
+    timeout: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<F> Deadline<F> {
+    fn new(timeout: Duration, inner: F) -> Deadline<F> {
+        Deadline { inner: Box::pin(inner), timeout, sleep: None }
+    }
+}
+
+impl<T, F: Future<Output = Result<T, Failure>>> Future for Deadline<F> {
+    type Output = Result<T, Failure>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let _runtime = RUNTIME.enter();
+        let timeout = self.timeout;
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(Failure::transport(format!(
+                "no answer from PostgreSQL within {timeout:?}"
+            ))));
+        }
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// Wakes a thread parked in [`block_on`].
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `future` on this thread until it is done, parking in between. A
+/// [`Deadline`] bounds it; the park is bounded too, in case a wake-up is lost.
+fn block_on<T>(future: impl Future<Output = T>) -> T {
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        thread::park_timeout(Duration::from_millis(50));
+    }
+}
