@@ -74,6 +74,8 @@ pub fn pending_clears() -> usize {
     memo_backends::redis::pending_clears()
 }
 
-#[cfg(doctest)]
+/// The README's examples, compiled as doctests; its Postgres example needs the
+/// `postgres` feature (`./scripts/test` tests with every feature).
+#[cfg(all(doctest, feature = "postgres"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
