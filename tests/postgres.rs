@@ -6,6 +6,7 @@
 
 #[path = "support/postgres.rs"]
 mod pg;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex, MutexGuard};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use memo_alchemy::{cache, invalidate_tags, postgres_cache};
 use pg::{child_command, is_child, server};
+use support::Gate;
 
 /// The rows of the function whose path ends in `::{name}`: key, value (jsonb as text).
 fn rows_of(name: &str) -> Vec<(String, String)> {
@@ -192,52 +194,59 @@ fn partial_clears_remove_exactly_the_selected_rows() {
 }
 
 static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);
-static SLOW_GATE: LazyGate = LazyGate::new();
+/// The gate `slow`'s body waits at, when one is armed (both sides time out).
+static SLOW_GATE: Mutex<Option<Arc<Gate>>> = Mutex::new(None);
 
-/// A gate a body waits at, opened by the test: both sides time out.
-struct LazyGate(Mutex<Option<(Arc<Barrier>, Arc<Barrier>)>>);
-
-impl LazyGate {
-    const fn new() -> Self {
-        LazyGate(Mutex::new(None))
-    }
-    fn arm(&self) -> (Arc<Barrier>, Arc<Barrier>) {
-        let pair = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
-        *self.0.lock().unwrap() = Some(pair.clone());
-        pair
-    }
-    fn pass(&self) {
-        let pair = self.0.lock().unwrap().take();
-        if let Some((arrived, release)) = pair {
-            arrived.wait();
-            release.wait();
-        }
-    }
+fn arm() -> Arc<Gate> {
+    let gate = Arc::new(Gate::default());
+    *SLOW_GATE.lock().unwrap() = Some(Arc::clone(&gate));
+    gate
 }
 
-#[postgres_cache]
+#[postgres_cache(tags = ["slow"])]
 fn slow(id: u32) -> u32 {
     SLOW_RUNS.fetch_add(1, SeqCst);
-    SLOW_GATE.pass();
+    let gate = SLOW_GATE.lock().unwrap().take();
+    if let Some(gate) = gate {
+        gate.pass();
+    }
     id + SLOW_RUNS.load(SeqCst) as u32 * 1000
 }
 
-/// A computation that began before a clear never stores its value after it.
+/// Another process clears `slow`, or invalidates its tag.
 #[test]
-fn a_clear_during_a_fill_wins() {
+fn child_clears_slow() {
+    if !is_child() {
+        return;
+    }
     server();
-    let (arrived, release) = SLOW_GATE.arm();
-    let caller = thread::spawn(|| slow(1));
-    arrived.wait();
-    // The body runs; another process clears the function (here: the same store).
-    slow::cache_clear().unwrap();
-    release.wait();
-    let old = caller.join().unwrap();
-    assert!(rows_of("slow").is_empty(), "the fill that began before the clear stored nothing");
-    let new = slow(1);
-    assert_ne!(old, new, "recomputed");
-    assert_eq!(slow(1), new);
-    assert_eq!(rows_of("slow").len(), 1);
+    match std::env::var("HOW").unwrap().as_str() {
+        "clear" => drop(slow::cache_clear().unwrap()),
+        _ => drop(invalidate_tags(["slow"]).unwrap()),
+    }
+}
+
+/// A computation that began before another process's clear (or tag invalidation)
+/// never stores its value after it: this process saw no clear, so only the
+/// database's generation (tag version) check can refuse the write.
+#[test]
+fn a_clear_in_another_process_during_a_fill_wins() {
+    server();
+    for how in ["clear", "tag"] {
+        slow::cache_clear().unwrap();
+        let gate = arm();
+        let caller = thread::spawn(|| slow(1));
+        gate.arrived();
+        let status = child_command("child_clears_slow", &[("HOW", how.to_owned())]).status().unwrap();
+        assert!(status.success());
+        gate.release();
+        let old = caller.join().unwrap();
+        assert!(rows_of("slow").is_empty(), "{how}: the fill that began before stored nothing");
+        let new = slow(1);
+        assert_ne!(old, new, "{how}: recomputed");
+        assert_eq!(slow(1), new);
+        assert_eq!(rows_of("slow").len(), 1);
+    }
 }
 
 static BASE_RUNS: AtomicUsize = AtomicUsize::new(0);

@@ -6,6 +6,7 @@
 mod pg;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,8 +29,71 @@ async fn quote(id: u32) -> u32 {
     id
 }
 
+/// The tests stop or freeze the one server: one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Waits until `f` is served from PostgreSQL again (the breaker's cool-down is over).
+fn until_served(f: impl Fn() -> u32, hits: impl Fn() -> u64) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = hits();
+        let value = f();
+        if hits() > before {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "never served from PostgreSQL again");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+static FROZEN_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[postgres_cache]
+fn stock(id: u32) -> u32 {
+    FROZEN_RUNS.fetch_add(1, SeqCst);
+    id * 1000 + u32::try_from(FROZEN_RUNS.load(SeqCst)).unwrap()
+}
+
+/// A frozen server (connections open, nothing answers): each call waits at most about
+/// one timeout (400 ms), then none once the breaker opens; a clear fails within the
+/// timeout; after the thaw the clear goes through and the table is used again.
+#[test]
+fn a_frozen_server_bounds_every_wait() {
+    let _serial = serial();
+    server();
+    let first = stock(1);
+    assert_eq!(stock(1), first);
+    let frozen = server().pause();
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let call = Instant::now();
+        assert_eq!(stock(2) / 1000, 2);
+        slowest = slowest.max(call.elapsed());
+    }
+    let call = Instant::now();
+    let cleared = stock::cache_clear();
+    let clear_took = call.elapsed();
+    server().resume(&frozen);
+    assert!(slowest < Duration::from_millis(1000), "a call waited {slowest:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(cleared.is_err(), "a clear of a frozen server is an error");
+    assert!(clear_took < Duration::from_millis(1000), "the clear waited {clear_took:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while memo_alchemy::postgres::pending_clears() != 0 {
+        assert!(Instant::now() < deadline, "the pending clear never went through");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let fresh = until_served(|| stock(1), || stock::cache_stats().hits);
+    assert_ne!(fresh, first, "the cleared value is not served again");
+}
+
 #[test]
 fn a_stopped_server_gives_right_values_bounded_waits_and_failed_clears() {
+    let _serial = serial();
     server();
     let first = price(1);
     assert_eq!(price(1), first);
@@ -71,14 +135,5 @@ fn a_stopped_server_gives_right_values_bounded_waits_and_failed_clears() {
     assert_ne!(fresh, first, "the cleared value is not served again");
     assert_eq!(RUNS.load(SeqCst), runs + 1);
     // Back to normal once the breaker's cool-down is over.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let before = price::cache_stats().hits;
-        assert_eq!(price(1), fresh);
-        if price::cache_stats().hits > before {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never served from PostgreSQL again");
-        thread::sleep(Duration::from_millis(50));
-    }
+    assert_eq!(until_served(|| price(1), || price::cache_stats().hits), fresh);
 }

@@ -156,6 +156,34 @@ impl Server {
         }
     }
 
+    /// The server's processes: the postmaster, then its children.
+    fn pids(&self) -> Vec<String> {
+        let pidfile = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).expect("postmaster.pid");
+        let postmaster = pidfile.lines().next().expect("a pid").trim().to_owned();
+        let out = Command::new("ps").args(["-o", "pid=", "--ppid", &postmaster]).output().expect("ps runs");
+        let children =
+            String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        std::iter::once(postmaster).chain(children).collect()
+    }
+
+    fn signal(&self, sig: &str, pids: &[String]) {
+        let status = Command::new("kill").arg(sig).args(pids).status().expect("kill runs");
+        assert!(status.success(), "kill {sig} {pids:?}");
+    }
+
+    /// Freezes the server (SIGSTOP to the postmaster and every backend): connections
+    /// stay open, nothing answers. Returns the frozen processes, for [`resume`](Server::resume).
+    pub fn pause(&self) -> Vec<String> {
+        let pids = self.pids();
+        self.signal("-STOP", &pids);
+        pids
+    }
+
+    /// Thaws what [`pause`](Server::pause) froze.
+    pub fn resume(&self, pids: &[String]) {
+        self.signal("-CONT", pids);
+    }
+
     /// Stops the server and removes its directory once this process is gone.
     fn watch(&self) {
         let pg_ctl = self.bin.join("pg_ctl");

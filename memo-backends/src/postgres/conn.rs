@@ -17,9 +17,39 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
 use memo_core::{Config, Error, Health, PostgresUrl};
+use tokio_postgres::Statement;
 
 use super::sql::Sql;
 use crate::breaker::Breaker;
+
+/// A connection an operation runs on: a pooled async one (its I/O task on the
+/// library's runtime) or a blocking caller's own (driven on the caller's thread).
+/// Either way a [`tokio_postgres::Client`] with a cache of prepared statements.
+pub(crate) enum Session {
+    Pooled(Box<Object>),
+    Own(Arc<super::blocking::Shared>),
+}
+
+impl Session {
+    /// The prepared statement of `sql`, prepared once per connection.
+    pub(crate) async fn prepare_cached(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        match self {
+            Session::Pooled(object) => object.prepare_cached(sql).await,
+            Session::Own(own) => own.prepare_cached(sql).await,
+        }
+    }
+}
+
+impl std::ops::Deref for Session {
+    type Target = tokio_postgres::Client;
+
+    fn deref(&self) -> &tokio_postgres::Client {
+        match self {
+            Session::Pooled(object) => object,
+            Session::Own(own) => &own.client,
+        }
+    }
+}
 
 /// The library's runtime: it runs the connections' I/O tasks and the timers.
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
@@ -34,6 +64,8 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 /// The process's PostgreSQL client.
 pub(crate) struct Postgres {
     pool: Result<Pool, String>,
+    /// The connections of blocking callers.
+    blocking: Result<super::blocking::Pool, String>,
     url: PostgresUrl,
     timeout: Duration,
     pub(crate) sql: Sql,
@@ -59,26 +91,29 @@ impl Postgres {
     fn new(config: &Config) -> Postgres {
         let url = config.postgres_url().clone();
         let timeout = config.postgres_timeout();
-        let pool =
-            url.expose().parse::<tokio_postgres::Config>().map_err(|e| url.redact(&e.to_string())).and_then(
-                |mut pg| {
-                    pg.connect_timeout(timeout).application_name("memo-alchemy");
-                    let manager = Manager::from_config(
-                        pg,
-                        tokio_postgres::NoTls,
-                        ManagerConfig { recycling_method: RecyclingMethod::Fast },
-                    );
-                    Pool::builder(manager)
-                        .max_size(config.postgres_pool_size())
-                        .runtime(deadpool_postgres::Runtime::Tokio1)
-                        .wait_timeout(Some(timeout))
-                        .create_timeout(Some(timeout))
-                        .build()
-                        .map_err(|e| e.to_string())
-                },
+        let parsed = url.expose().parse::<tokio_postgres::Config>().map(|mut pg| {
+            pg.connect_timeout(timeout).application_name("memo-alchemy");
+            pg
+        });
+        let parsed = parsed.map_err(|e| url.redact(&e.to_string()));
+        let blocking = parsed.clone().map(|pg| super::blocking::Pool::new(pg, config.postgres_pool_size()));
+        let pool = parsed.and_then(|pg| {
+            let manager = Manager::from_config(
+                pg,
+                tokio_postgres::NoTls,
+                ManagerConfig { recycling_method: RecyclingMethod::Fast },
             );
+            Pool::builder(manager)
+                .max_size(config.postgres_pool_size())
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(timeout))
+                .create_timeout(Some(timeout))
+                .build()
+                .map_err(|e| e.to_string())
+        });
         Postgres {
             pool,
+            blocking,
             health: Health::new(format!("PostgreSQL at {url}")),
             url,
             timeout,
@@ -93,30 +128,47 @@ impl Postgres {
         self.health.is_down()
     }
 
-    /// Runs `op` with a pooled client, blocking this thread, within the timeout.
-    pub(crate) fn run<T, F>(&'static self, op: impl FnOnce(Object) -> F) -> Result<T, String>
+    /// Runs `op` with a connection of blocking callers, driven on this thread, within
+    /// the timeout. Inside an async runtime (which a blocking call may not block on),
+    /// it runs on a pooled async connection instead, this thread parking meanwhile.
+    pub(crate) fn run<T, F>(&'static self, op: impl FnOnce(Session) -> F) -> Result<T, String>
     where
         F: Future<Output = Result<T, tokio_postgres::Error>>,
     {
         self.breaker.admit()?;
-        let result = block_on(Deadline::new(self.timeout, self.exec(op)));
+        let result = self.run_blocking(op);
         self.settle(result)
+    }
+
+    fn run_blocking<T, F>(&'static self, op: impl FnOnce(Session) -> F) -> Result<T, Failure>
+    where
+        F: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return block_on(Deadline::new(self.timeout, self.exec(op)));
+        }
+        let pool =
+            self.blocking.as_ref().map_err(|e| Failure::transport(format!("invalid PostgreSQL URL: {e}")))?;
+        pool.run(self.timeout, |session| async move {
+            self.prepare(&session).await?;
+            op(session).await.map_err(|e| self.failed(e))
+        })
     }
 
     /// [`run`](Postgres::run), even while the breaker is open: for the background
     /// retries of clears and the cleanup, which probe the database.
-    pub(crate) fn run_probe<T, F>(&'static self, op: impl FnOnce(Object) -> F) -> Result<T, String>
+    pub(crate) fn run_probe<T, F>(&'static self, op: impl FnOnce(Session) -> F) -> Result<T, String>
     where
         F: Future<Output = Result<T, tokio_postgres::Error>>,
     {
-        let result = block_on(Deadline::new(self.timeout, self.exec(op)));
+        let result = self.run_blocking(op);
         self.settle(result)
     }
 
     /// Runs `op` with a pooled client, for `async` callers, within the timeout.
     pub(crate) async fn run_async<T, F>(
         &'static self,
-        op: impl FnOnce(Object) -> F + Send,
+        op: impl FnOnce(Session) -> F + Send,
     ) -> Result<T, String>
     where
         F: Future<Output = Result<T, tokio_postgres::Error>> + Send,
@@ -126,27 +178,35 @@ impl Postgres {
         self.settle(result)
     }
 
-    async fn exec<T, F>(&'static self, op: impl FnOnce(Object) -> F) -> Result<T, Failure>
+    async fn exec<T, F>(&'static self, op: impl FnOnce(Session) -> F) -> Result<T, Failure>
     where
         F: Future<Output = Result<T, tokio_postgres::Error>>,
     {
         let pool =
             self.pool.as_ref().map_err(|e| Failure::transport(format!("invalid PostgreSQL URL: {e}")))?;
-        let client = pool.get().await.map_err(Failure::from)?;
+        let session = Session::Pooled(Box::new(pool.get().await.map_err(Failure::from)?));
+        self.prepare(&session).await?;
+        op(session).await.map_err(|e| self.failed(e))
+    }
+
+    /// Makes sure, once per process, that the tables exist.
+    async fn prepare(&self, session: &Session) -> Result<(), Failure> {
         if !self.ready.load(Ordering::Acquire) {
             // One simple query: one implicit transaction, holding the setup lock.
-            client.batch_execute(&self.sql.setup).await.map_err(Failure::from)?;
+            session.batch_execute(&self.sql.setup).await.map_err(Failure::from)?;
             self.ready.store(true, Ordering::Release);
         }
-        op(client).await.map_err(|e| {
-            // The schema, a table or a function went missing (dropped by hand, a
-            // restored database): the next call creates them again.
-            let code = e.code().map(tokio_postgres::error::SqlState::code);
-            if matches!(code, Some("3F000" | "42P01" | "42883")) {
-                self.ready.store(false, Ordering::Release);
-            }
-            Failure::from(e)
-        })
+        Ok(())
+    }
+
+    /// The failure of an operation. When the schema, a table or a function went
+    /// missing (dropped by hand, a restored database), the next call creates them again.
+    fn failed(&self, e: tokio_postgres::Error) -> Failure {
+        let code = e.code().map(tokio_postgres::error::SqlState::code);
+        if matches!(code, Some("3F000" | "42P01" | "42883")) {
+            self.ready.store(false, Ordering::Release);
+        }
+        Failure::from(e)
     }
 
     /// Accounts for a call's outcome. Only a transport failure (no connection, no
@@ -185,14 +245,19 @@ impl Postgres {
 
 /// Why a call failed, and whether PostgreSQL could not be reached (as opposed to
 /// answering with an error).
-struct Failure {
+pub(crate) struct Failure {
     message: String,
     transport: bool,
 }
 
 impl Failure {
-    fn transport(message: String) -> Failure {
+    pub(crate) fn transport(message: String) -> Failure {
         Failure { message, transport: true }
+    }
+
+    /// Whether the server could not be reached (as opposed to answering an error).
+    pub(crate) fn is_transport(&self) -> bool {
+        self.transport
     }
 }
 

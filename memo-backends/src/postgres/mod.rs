@@ -9,6 +9,7 @@
 //! `memo_write` function, which checks them, upserts the row and evicts past `limit`,
 //! atomically under a per-function advisory lock.
 
+mod blocking;
 mod cleanup;
 mod conn;
 mod pending;
@@ -20,7 +21,6 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use deadpool_postgres::Object;
 use memo_core::{
     Backend, BackendKind, BoxFuture, CachedFunction, Config, Error, Fill, Freshness, KeyRef, Lookup, Policy,
     RenderTags, Selector, StoreFor, StoreStats, StrictKeys,
@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use cleanup::{start_cleanup, Cleanup};
-use conn::Postgres as Db;
+use conn::{Postgres as Db, Session};
 pub use pending::pending as pending_clears;
 use pending::{invalidate, invalidate_async, What};
 
@@ -135,7 +135,7 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
     }
 
     /// The lookup of `key`, over a pooled client.
-    async fn lookup(&self, c: Object, key: String, tags: Vec<String>) -> Result<Lookup<V, Ticket>, PgError> {
+    async fn lookup(&self, c: Session, key: String, tags: Vec<String>) -> Result<Lookup<V, Ticket>, PgError> {
         let sql = &self.db.sql;
         let row = c.query_opt(&c.prepare_cached(&sql.get).await?, &[&self.ns, &key]).await?;
         let found = row.and_then(|row| Some((self.decoded(&row, 0)?, row.get::<_, i64>(1))));
@@ -155,7 +155,7 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
     }
 
     /// The values of `keys` that a call would be served, in one query.
-    async fn lookup_many(&self, c: Object, keys: Vec<String>) -> Result<Vec<Option<V>>, PgError> {
+    async fn lookup_many(&self, c: Session, keys: Vec<String>) -> Result<Vec<Option<V>>, PgError> {
         let rows = c.query(&c.prepare_cached(&self.db.sql.get_many).await?, &[&self.ns, &keys]).await?;
         let mut found: std::collections::HashMap<String, (V, i64)> = std::collections::HashMap::new();
         for row in rows {
@@ -176,7 +176,7 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
     /// lookup that handed out `ticket`.
     async fn write(
         &self,
-        c: Object,
+        c: Session,
         key: String,
         value: value::Jsonb,
         ticket: Ticket,
@@ -211,21 +211,21 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
 
     /// A ticket for a direct write of `key`: the generation moves on first (no fill
     /// that began before stores), then the ticket is read.
-    async fn reserve_with(&self, c: Object, tags: Vec<String>) -> Result<Ticket, PgError> {
+    async fn reserve_with(&self, c: Session, tags: Vec<String>) -> Result<Ticket, PgError> {
         c.query_one(&c.prepare_cached(&self.db.sql.bump).await?, &[&self.ns]).await?;
         ticket(&c, &self.ns, tags).await
     }
 
     /// The ms left to the live row of `key`, `None` when it never expires; no row when
     /// it is not live.
-    async fn ttl_with(&self, c: Object, key: String) -> Result<Option<Option<i64>>, PgError> {
+    async fn ttl_with(&self, c: Session, key: String) -> Result<Option<Option<i64>>, PgError> {
         let lifetime = self.lifetime_ms(&key);
         let row =
             c.query_opt(&c.prepare_cached(&self.db.sql.ttl).await?, &[&self.ns, &key, &lifetime]).await?;
         Ok(row.map(|row| row.get(0)))
     }
 
-    async fn touch_with(&self, c: Object, key: String) -> Result<bool, PgError> {
+    async fn touch_with(&self, c: Session, key: String) -> Result<bool, PgError> {
         let (retention, lifetime) = (self.retention_ms(&key), self.lifetime_ms(&key));
         let touched = c
             .execute(&c.prepare_cached(&self.db.sql.touch).await?, &[&self.ns, &key, &retention, &lifetime])
@@ -255,7 +255,7 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
 type PgError = tokio_postgres::Error;
 
 /// The clear generation of `ns` and the versions of `tags`.
-async fn ticket(c: &Object, ns: &str, tags: Vec<String>) -> Result<Ticket, PgError> {
+async fn ticket(c: &Session, ns: &str, tags: Vec<String>) -> Result<Ticket, PgError> {
     let row = c.query_one(&c.prepare_cached(&Db::global().sql.ticket).await?, &[&ns, &tags]).await?;
     Ok(Ticket { generation: row.get(0), versions: row.get(1), tags })
 }

@@ -14,11 +14,10 @@ use std::sync::{LazyLock, Once};
 use std::thread;
 use std::time::Duration;
 
-use deadpool_postgres::Object;
 use memo_core::CachedFunction;
 use parking_lot::{Condvar, Mutex};
 
-use super::conn::Postgres;
+use super::conn::{Postgres, Session};
 
 /// How soon a pending clear is first retried; the wait doubles up to [`RETRY_MAX`].
 const RETRY: Duration = Duration::from_millis(100);
@@ -176,7 +175,7 @@ fn settle(ns: &str, what: What, since: u64, result: Result<usize, String>) -> Re
 }
 
 /// Carries out one clear.
-async fn apply(c: Object, ns: &str, what: &What) -> Result<usize, tokio_postgres::Error> {
+async fn apply(c: Session, ns: &str, what: &What) -> Result<usize, tokio_postgres::Error> {
     let sql = &Postgres::global().sql;
     let row = match what {
         What::Tags(tags) => c.query_one(&c.prepare_cached(&sql.invalidate_tags).await?, &[tags]).await?,
