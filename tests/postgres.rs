@@ -126,6 +126,9 @@ fn limit_holds_under_concurrent_fills() {
     assert_eq!(RACED_RUNS.load(SeqCst), 200);
     assert_eq!(rows_of("raced").len(), 10);
     assert_eq!(raced::cache_stats().evictions, 190);
+    let counted =
+        server().scalar("SELECT entries FROM memo_test.memo_generations WHERE namespace LIKE '%::raced:%'");
+    assert_eq!(counted, "10", "the function's row count, which eviction reads, is exact");
 }
 
 static BRIEF_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -457,4 +460,72 @@ fn two_processes_share_entries_and_clears() {
     let theirs = shared(1);
     assert_ne!(theirs, mine, "the parent reads the child's value");
     assert_eq!(SHARED_RUNS.load(SeqCst), 1, "the parent computed once");
+}
+
+static KEPT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[postgres_cache]
+fn kept(id: u32) -> u32 {
+    KEPT_RUNS.fetch_add(1, SeqCst);
+    id
+}
+
+/// Run with another key prefix: fills `kept`, then flushes everything.
+#[test]
+fn child_flushes_all() {
+    if !is_child() {
+        return;
+    }
+    server();
+    assert_eq!(kept(2), 2);
+    assert_eq!(
+        server().scalar("SELECT count(*) FROM memo_test.memo_entries WHERE namespace LIKE 'other:%'"),
+        "1"
+    );
+    memo_alchemy::flush_all().unwrap();
+}
+
+/// `flush_all` deletes every row under the configured prefix, and none under another.
+#[test]
+fn flush_all_stays_within_the_prefix() {
+    server();
+    assert_eq!(kept(1), 1);
+    let status =
+        child_command("child_flushes_all", &[("MEMO_TEST_KEY_PREFIX", "other".to_owned())]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(
+        server().scalar("SELECT count(*) FROM memo_test.memo_entries WHERE namespace LIKE 'other:%'"),
+        "0"
+    );
+    assert_eq!(rows_of("kept").len(), 1, "the row under `memo:` stays");
+    assert_eq!(kept(1), 1);
+    assert_eq!(KEPT_RUNS.load(SeqCst), 1);
+}
+
+static RATE_RUNS: AtomicUsize = AtomicUsize::new(0);
+static RATE_FAILS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[postgres_cache(expire = 1, stale = 30)]
+fn rate(id: u32) -> Result<u32, String> {
+    RATE_RUNS.fetch_add(1, SeqCst);
+    if RATE_FAILS.load(SeqCst) {
+        return Err("the upstream is down".into());
+    }
+    Ok(id * 100 + u32::try_from(RATE_RUNS.load(SeqCst)).unwrap())
+}
+
+/// `stale`: past its lifetime a row is kept, and served only when the body fails.
+#[test]
+fn stale_rows_are_served_when_the_body_fails() {
+    server();
+    let first = rate(1).unwrap();
+    assert_eq!(rate(1).unwrap(), first);
+    thread::sleep(Duration::from_millis(1100));
+    RATE_FAILS.store(true, SeqCst);
+    assert_eq!(rate(1), Ok(first), "the stale value, since the body failed");
+    assert_eq!(rate::cache_stats().stale_hits, 1);
+    RATE_FAILS.store(false, SeqCst);
+    let fresh = rate(1).unwrap();
+    assert_ne!(fresh, first, "recomputed once the body works");
+    assert_eq!(rate(1).unwrap(), fresh);
 }

@@ -60,10 +60,10 @@ fn run(shared: &Shared, interval: Duration) {
             if *shared.stopped.lock() {
                 return;
             }
-            let batch =
-                db.run_probe(
-                    |c| async move { c.execute(&c.prepare_cached(&db.sql.cleanup).await?, &[]).await },
-                );
+            let batch = db.run_probe(|c| async move {
+                let row = c.query_one(&c.prepare_cached(&db.sql.cleanup).await?, &[]).await?;
+                Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+            });
             match batch {
                 Ok(n) => {
                     shared.deleted.fetch_add(n, Relaxed);

@@ -10,8 +10,9 @@
 //!   written_at timestamptz  when it was written (or touched): `limit` evicts the oldest first
 //!   expires_at timestamptz  past it the row is never served (NULL: never); the cleanup deletes it
 //!   primary key (namespace, key); indexes on (namespace, written_at), on expires_at, GIN on tags
-//! {schema}.memo_generations      one row per function that was ever cleared
-//!   namespace text primary key, generation bigint: moved on by every clear
+//! {schema}.memo_generations      one row per function that ever stored or cleared
+//!   namespace text primary key, generation bigint: moved on by every clear,
+//!   entries bigint: the function's rows, so that `limit` evicts without counting them
 //! {schema}.memo_tag_versions     one row per tag ever written or invalidated
 //!   tag text primary key, version bigint: moved on by every invalidation of the tag
 //! ```
@@ -106,18 +107,35 @@ impl Sql {
                  AND ($4::int8 = 0 OR written_at + $4::int8 * interval '1 millisecond' > now())"
             ),
             len: format!("SELECT count(*) FROM {s}.memo_entries WHERE namespace = $1 AND {LIVE}"),
-            sweep: format!("DELETE FROM {s}.memo_entries WHERE starts_with(namespace, $1)"),
+            sweep: format!(
+                "WITH gone AS (DELETE FROM {s}.memo_entries WHERE starts_with(namespace, $1) \
+                 RETURNING namespace), {} SELECT count(*) FROM gone",
+                forget(&s)
+            ),
             cleanup: format!(
-                "DELETE FROM {s}.memo_entries WHERE ctid = ANY(ARRAY(SELECT ctid FROM {s}.memo_entries \
-                 WHERE expires_at <= now() LIMIT {CLEANUP_BATCH}))"
+                "WITH gone AS (DELETE FROM {s}.memo_entries WHERE ctid = ANY(ARRAY(\
+                 SELECT ctid FROM {s}.memo_entries WHERE expires_at <= now() LIMIT {CLEANUP_BATCH})) \
+                 RETURNING namespace), {} SELECT count(*) FROM gone",
+                forget(&s)
             ),
         }
     }
 }
 
+/// The common table expressions that take the rows of `gone` (a `DELETE …
+/// RETURNING namespace` across functions) off their functions' counts.
+fn forget(s: &str) -> String {
+    format!(
+        "counts AS (SELECT namespace, count(*) AS n FROM gone GROUP BY namespace), \
+         forgotten AS (UPDATE {s}.memo_generations g SET entries = greatest(g.entries - counts.n, 0) \
+         FROM counts WHERE g.namespace = counts.namespace)"
+    )
+}
+
 /// The tables and functions, created if missing by the first process to use them
 /// (under an advisory lock, so that two processes starting together do not collide).
 fn setup(s: &str) -> String {
+    let forget = forget(s);
     format!(
         r"
 SELECT pg_advisory_xact_lock({LOCK_CLASS}, 0);
@@ -136,7 +154,8 @@ CREATE INDEX IF NOT EXISTS memo_entries_expiry ON {s}.memo_entries (expires_at) 
 CREATE INDEX IF NOT EXISTS memo_entries_tags ON {s}.memo_entries USING gin (tags);
 CREATE TABLE IF NOT EXISTS {s}.memo_generations (
     namespace  text   PRIMARY KEY,
-    generation bigint NOT NULL
+    generation bigint NOT NULL,
+    entries    bigint NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS {s}.memo_tag_versions (
     tag     text   PRIMARY KEY,
@@ -149,6 +168,8 @@ CREATE OR REPLACE FUNCTION {s}.memo_write(
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     evicted bigint := 0;
+    inserted boolean;
+    stored bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock({LOCK_CLASS}, hashtext(p_ns));
     IF coalesce((SELECT generation FROM {s}.memo_generations WHERE namespace = p_ns), 0) <> p_generation THEN
@@ -168,13 +189,26 @@ BEGIN
             CASE WHEN p_retention_ms > 0 THEN clock_timestamp() + p_retention_ms * interval '1 millisecond' END)
     ON CONFLICT (namespace, key) DO UPDATE
         SET value = EXCLUDED.value, tags = EXCLUDED.tags,
-            written_at = EXCLUDED.written_at, expires_at = EXCLUDED.expires_at;
-    IF p_limit > 0 THEN
-        DELETE FROM {s}.memo_entries WHERE namespace = p_ns AND expires_at <= now();
+            written_at = EXCLUDED.written_at, expires_at = EXCLUDED.expires_at
+    RETURNING (xmax = 0) INTO inserted;
+    IF NOT inserted THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO {s}.memo_generations AS g (namespace, generation, entries) VALUES (p_ns, 0, 1)
+        ON CONFLICT (namespace) DO UPDATE SET entries = g.entries + 1
+        RETURNING entries INTO stored;
+    IF p_limit > 0 AND stored > p_limit THEN
         DELETE FROM {s}.memo_entries WHERE namespace = p_ns AND key IN (
             SELECT key FROM {s}.memo_entries WHERE namespace = p_ns
-            ORDER BY written_at DESC, key DESC OFFSET p_limit);
+            ORDER BY written_at, key LIMIT stored - p_limit);
         GET DIAGNOSTICS evicted = ROW_COUNT;
+        IF evicted < stored - p_limit THEN
+            -- The count had drifted (rows deleted by hand): count again.
+            UPDATE {s}.memo_generations SET entries = (
+                SELECT count(*) FROM {s}.memo_entries WHERE namespace = p_ns) WHERE namespace = p_ns;
+        ELSE
+            UPDATE {s}.memo_generations SET entries = entries - evicted WHERE namespace = p_ns;
+        END IF;
     END IF;
     RETURN evicted;
 END
@@ -184,6 +218,7 @@ CREATE OR REPLACE FUNCTION {s}.memo_clear(p_ns text, p_wanted text[], p_key text
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     removed bigint;
+    deleted bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock({LOCK_CLASS}, hashtext(p_ns));
     INSERT INTO {s}.memo_generations AS g (namespace, generation) VALUES (p_ns, 1)
@@ -195,7 +230,12 @@ BEGIN
           AND (p_wanted IS NULL OR string_to_array(key, ':') @> p_wanted)
         RETURNING expires_at
     )
-    SELECT count(*) INTO removed FROM gone WHERE expires_at IS NULL OR expires_at > now();
+    SELECT count(*) FILTER (WHERE expires_at IS NULL OR expires_at > now()), count(*)
+        INTO removed, deleted FROM gone;
+    -- A full clear also corrects a count that rows deleted by hand made drift.
+    UPDATE {s}.memo_generations
+        SET entries = CASE WHEN p_wanted IS NULL AND p_key IS NULL THEN 0 ELSE greatest(entries - deleted, 0) END
+        WHERE namespace = p_ns;
     RETURN removed;
 END
 $$;
@@ -209,8 +249,8 @@ BEGIN
         SELECT DISTINCT t, 1 FROM unnest(p_tags) AS t ORDER BY 1
         ON CONFLICT (tag) DO UPDATE SET version = v.version + 1;
     WITH gone AS (
-        DELETE FROM {s}.memo_entries WHERE tags && p_tags RETURNING expires_at
-    )
+        DELETE FROM {s}.memo_entries WHERE tags && p_tags RETURNING namespace, expires_at
+    ), {forget}
     SELECT count(*) INTO removed FROM gone WHERE expires_at IS NULL OR expires_at > now();
     RETURN removed;
 END
