@@ -174,6 +174,17 @@ fn main() {
         }
     }
 
+    let postgres = medians("postgres");
+    w("\n## Postgres (`benches/postgres.rs`, a loopback PostgreSQL)\n\n".into());
+    if postgres.is_empty() {
+        w("Not run: `scripts/bench` runs it when PostgreSQL (`initdb`) is installed.\n".into());
+    } else {
+        w("| | median µs per call |\n|---|---:|\n".into());
+        for (id, ns) in &postgres {
+            w(format!("| {id} | {:.1} |\n", ns / 1000.0));
+        }
+    }
+
     // The targets, from the numbers above.
     let get = |group: &str, id: &str| {
         all.iter().find(|(g, _)| *g == group).and_then(|(_, r)| lookup(r, id).copied())
@@ -244,6 +255,11 @@ fn main() {
             verdict(ratio.map(|r| r <= target))
         ));
     }
+
+    let hit = lookup(&postgres, "hit #[postgres_cache]")
+        .zip(lookup(&postgres, "hit raw SELECT + decode (postgres, blocking)"))
+        .map(|(o, r)| o / r);
+    w(format!("| Postgres hit | ≤ 1.20× raw SELECT | {} | {} |\n", r2(hit), verdict(hit.map(|r| r <= 1.2))));
 
     let out = target_dir().join("bench-report.md");
     fs::write(&out, &md).expect("target/ is writable");
