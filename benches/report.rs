@@ -163,27 +163,30 @@ fn main() {
         ));
     }
 
-    let redis = medians("redis");
-    w("\n## 6 and 7 (Redis). Redis (`benches/redis.rs`, a loopback redis-server)\n\n".into());
-    if redis.is_empty() {
-        w("Not run: `scripts/bench` runs it when `redis-server` is installed.\n".into());
-    } else {
-        w("| | median µs per call |\n|---|---:|\n".into());
-        for (id, ns) in &redis {
-            w(format!("| {id} | {:.1} |\n", ns / 1000.0));
+    // The groups of a server the bench starts: its medians, or why there are none.
+    let mut server_group = |group: &str, title: &str, needs: &str| {
+        let rows = medians(group);
+        w(format!("\n## {title}\n\n"));
+        if rows.is_empty() {
+            w(format!("Not run: `scripts/bench` runs it when {needs} is installed.\n"));
+        } else {
+            w("| | median µs per call |\n|---|---:|\n".into());
+            for (id, ns) in &rows {
+                w(format!("| {id} | {:.1} |\n", ns / 1000.0));
+            }
         }
-    }
-
-    let postgres = medians("postgres");
-    w("\n## Postgres (`benches/postgres.rs`, a loopback PostgreSQL)\n\n".into());
-    if postgres.is_empty() {
-        w("Not run: `scripts/bench` runs it when PostgreSQL (`initdb`) is installed.\n".into());
-    } else {
-        w("| | median µs per call |\n|---|---:|\n".into());
-        for (id, ns) in &postgres {
-            w(format!("| {id} | {:.1} |\n", ns / 1000.0));
-        }
-    }
+        rows
+    };
+    let redis = server_group(
+        "redis",
+        "6 and 7 (Redis). Redis (`benches/redis.rs`, a loopback redis-server)",
+        "`redis-server`",
+    );
+    let postgres = server_group(
+        "postgres",
+        "Postgres (`benches/postgres.rs`, a loopback PostgreSQL)",
+        "PostgreSQL (`initdb`)",
+    );
 
     // The targets, from the numbers above.
     let get = |group: &str, id: &str| {

@@ -4,6 +4,7 @@
 
 #[path = "support/postgres.rs"]
 mod pg;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use memo_alchemy::postgres_cache;
 use pg::server;
+use support::warm;
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -33,20 +35,6 @@ async fn quote(id: u32) -> u32 {
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Waits until `f` is served from PostgreSQL again (the breaker's cool-down is over).
-fn until_served(f: impl Fn() -> u32, hits: impl Fn() -> u64) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let before = hits();
-        let value = f();
-        if hits() > before {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "never served from PostgreSQL again");
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 static FROZEN_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -87,7 +75,7 @@ fn a_frozen_server_bounds_every_wait() {
         assert!(Instant::now() < deadline, "the pending clear never went through");
         thread::sleep(Duration::from_millis(50));
     }
-    let fresh = until_served(|| stock(1), || stock::cache_stats().hits);
+    let fresh = warm(|| stock(1), || stock::cache_stats().hits);
     assert_ne!(fresh, first, "the cleared value is not served again");
 }
 
@@ -135,5 +123,5 @@ fn a_stopped_server_gives_right_values_bounded_waits_and_failed_clears() {
     assert_ne!(fresh, first, "the cleared value is not served again");
     assert_eq!(RUNS.load(SeqCst), runs + 1);
     // Back to normal once the breaker's cool-down is over.
-    assert_eq!(until_served(|| price(1), || price::cache_stats().hits), fresh);
+    assert_eq!(warm(|| price(1), || price::cache_stats().hits), fresh);
 }

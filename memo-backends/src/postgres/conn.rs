@@ -1,11 +1,14 @@
-//! Connections to PostgreSQL: a bounded pool (deadpool) of tokio-postgres clients,
-//! one timeout and one circuit breaker per process.
+//! Connections to PostgreSQL, one timeout and one circuit breaker per process.
 //!
-//! The store logic is written once, as `async` code over a pooled client. It runs on
-//! the caller's own thread or task, never handed to another: a blocking caller polls
-//! it with [`block_on`] (parking between wake-ups), an `async` caller awaits it. Each
-//! poll enters the library's one-thread runtime, so that connections (whose I/O tasks
-//! live there) outlive the callers' runtimes and timers work whatever runs the caller.
+//! - Blocking callers take a connection of their own pool ([`super::blocking`]) and
+//!   drive its I/O on their own thread.
+//! - `async` callers take a tokio-postgres client from a bounded deadpool pool, whose
+//!   connections' I/O tasks run on the library's one-thread runtime, so that they
+//!   outlive the callers' runtimes. The operation itself runs in the caller's task,
+//!   each poll entering the library's runtime (for its timers and spawns), under a
+//!   [`Deadline`].
+//!
+//! The store logic is written once, as `async` code over a [`Session`].
 
 use std::future::Future;
 use std::pin::Pin;
