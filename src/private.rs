@@ -5,6 +5,12 @@ use std::marker::PhantomData;
 pub use inventory;
 /// Every backend kind, under the name the attribute's table gives it.
 pub use memo_backends::*;
+
+/// `backend = "postgres"` without the `postgres` feature: a type that is no backend
+/// kind, so that naming it is a compile error that says which feature to turn on.
+#[cfg(not(feature = "postgres"))]
+#[derive(Debug)]
+pub struct PostgresBackend;
 pub use memo_core::plumbing::{Decl, Fallible, Mode, Plain, Registration};
 pub use memo_core::{
     AsyncEntry, CacheStats, CachedFunction, Entry, Error, Expire, FunctionCache, KeyRef, Limit, Lookup,
