@@ -37,6 +37,11 @@ fn pg_profile(id: u64) -> Profile {
     compute(id)
 }
 
+#[postgres_cache(limit = -1, expire = 600)]
+async fn pg_profile_async(id: u64) -> Profile {
+    compute(id)
+}
+
 #[postgres_cache(limit = 1000, expire = 600)]
 fn pg_limited(id: u64) -> Profile {
     compute(id)
@@ -84,6 +89,13 @@ fn postgres_group(c: &mut Criterion) {
             let row = runtime.block_on(client.query_one(&async_select, &[&"raw", &"1"])).expect("SELECT");
             black_box(row.get::<_, Json<Profile>>(0).0)
         })
+    });
+
+    // async: the caller's runtime awaits; the I/O runs on the library's runtime thread.
+    let caller = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    caller.block_on(pg_profile_async(1));
+    group.bench_function("hit async #[postgres_cache]", |b| {
+        b.iter(|| black_box(caller.block_on(pg_profile_async(black_box(1)))))
     });
 
     let ids: Vec<u64> = (1..=100).collect();

@@ -416,6 +416,13 @@ fn async_functions_share_the_table() {
         assert_eq!(ASYNC_RUNS.load(SeqCst), 2);
         assert_eq!(doubled::cache_clear().await.unwrap(), 2);
     });
+    // The cleanup's async stop: it ends the thread without blocking the runtime.
+    let cleanup = memo_alchemy::postgres::start_cleanup(Duration::from_secs(3600));
+    let stopped = Instant::now();
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), cleanup.stop_async()).await })
+        .expect("stopped");
+    assert!(stopped.elapsed() < Duration::from_secs(2), "{:?}", stopped.elapsed());
     drop(runtime);
     // Another runtime after the first is gone: the pooled connections still work.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

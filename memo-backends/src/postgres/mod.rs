@@ -137,8 +137,11 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
     /// The lookup of `key`, over a pooled client.
     async fn lookup(&self, c: Session, key: String, tags: Vec<String>) -> Result<Lookup<V, Ticket>, PgError> {
         let sql = &self.db.sql;
-        let row = c.query_opt(&c.prepare_cached(&sql.get).await?, &[&self.ns, &key]).await?;
-        let found = row.and_then(|row| Some((self.decoded(&row, 0)?, row.get::<_, i64>(1))));
+        // The write time matters only to `stale` and `refresh`.
+        let stamped = self.policy.tracks_freshness();
+        let get = if stamped { &sql.get_stamped } else { &sql.get };
+        let row = c.query_opt(&c.prepare_cached(get).await?, &[&self.ns, &key]).await?;
+        let found = row.and_then(|row| Some((self.decoded(&row, 0)?, if stamped { row.get(1) } else { 0 })));
         let (found, freshness) = match found {
             Some((v, written)) => (Some(v), self.freshness(&key, written)),
             None => (None, Freshness::Stale),

@@ -36,8 +36,10 @@ pub(crate) const CLEANUP_BATCH: i64 = 1000;
 pub(crate) struct Sql {
     /// Creates the schema, tables, indexes and functions if missing.
     pub(crate) setup: String,
-    /// `$1` namespace, `$2` key: the live value and its write time (ms since the epoch).
+    /// `$1` namespace, `$2` key: the live value.
     pub(crate) get: String,
+    /// [`get`](Sql::get), and the value's write time (ms since the epoch).
+    pub(crate) get_stamped: String,
     /// `$1` namespace, `$2` keys: the live ones' key, value and write time.
     pub(crate) get_many: String,
     /// `$1` namespace, `$2` tags: the clear generation and the tags' versions.
@@ -76,7 +78,8 @@ impl Sql {
         let s = format!("\"{schema}\"");
         Sql {
             setup: setup(&s),
-            get: format!(
+            get: format!("SELECT value FROM {s}.memo_entries WHERE namespace = $1 AND key = $2 AND {LIVE}"),
+            get_stamped: format!(
                 "SELECT value, (extract(epoch FROM written_at) * 1000)::int8 FROM {s}.memo_entries \
                  WHERE namespace = $1 AND key = $2 AND {LIVE}"
             ),
