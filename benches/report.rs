@@ -163,16 +163,30 @@ fn main() {
         ));
     }
 
-    let redis = medians("redis");
-    w("\n## 6 and 7 (Redis). Redis (`benches/redis.rs`, a loopback redis-server)\n\n".into());
-    if redis.is_empty() {
-        w("Not run: `scripts/bench` runs it when `redis-server` is installed.\n".into());
-    } else {
-        w("| | median µs per call |\n|---|---:|\n".into());
-        for (id, ns) in &redis {
-            w(format!("| {id} | {:.1} |\n", ns / 1000.0));
+    // The groups of a server the bench starts: its medians, or why there are none.
+    let mut server_group = |group: &str, title: &str, needs: &str| {
+        let rows = medians(group);
+        w(format!("\n## {title}\n\n"));
+        if rows.is_empty() {
+            w(format!("Not run: `scripts/bench` runs it when {needs} is installed.\n"));
+        } else {
+            w("| | median µs per call |\n|---|---:|\n".into());
+            for (id, ns) in &rows {
+                w(format!("| {id} | {:.1} |\n", ns / 1000.0));
+            }
         }
-    }
+        rows
+    };
+    let redis = server_group(
+        "redis",
+        "6 and 7 (Redis). Redis (`benches/redis.rs`, a loopback redis-server)",
+        "`redis-server`",
+    );
+    let postgres = server_group(
+        "postgres",
+        "Postgres (`benches/postgres.rs`, a loopback PostgreSQL)",
+        "PostgreSQL (`initdb`)",
+    );
 
     let redis_cluster = medians("redis_cluster");
     w("\n## Redis Cluster (`benches/redis.rs` on six loopback redis-servers, 3 primaries)\n\n".into());
@@ -258,6 +272,11 @@ fn main() {
             ));
         }
     }
+
+    let hit = lookup(&postgres, "hit #[postgres_cache]")
+        .zip(lookup(&postgres, "hit raw SELECT + decode (postgres, blocking)"))
+        .map(|(o, r)| o / r);
+    w(format!("| Postgres hit | ≤ 1.20× raw SELECT | {} | {} |\n", r2(hit), verdict(hit.map(|r| r <= 1.2))));
 
     let out = target_dir().join("bench-report.md");
     fs::write(&out, &md).expect("target/ is writable");

@@ -28,13 +28,15 @@ pub mod __private;
 pub use memo_core::{
     flush_all, flush_all_async, invalidate_tags, invalidate_tags_async, registry, template_matches,
     AsyncEntry, Backend, BackendKind, CacheControl, CacheStats, CachedFunction, Config, ConfigBuilder, Entry,
-    Error, Expire, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Limit, Lookup, Policy, RedisUrl,
-    RenderTags, Selector, StoreFor, StoreStats, StrictKeys,
+    Error, Expire, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Limit, Lookup, Policy, PostgresUrl,
+    RedisUrl, RenderTags, Selector, StoreFor, StoreStats, StrictKeys,
 };
 #[doc = include_str!("cache_attribute.md")]
 #[doc(inline)]
 pub use memo_macros::cache;
-pub use memo_macros::{cache_impl, distributed_memory_cache, json_cache, memory_cache, pickle_cache};
+pub use memo_macros::{
+    cache_impl, distributed_memory_cache, json_cache, memory_cache, pickle_cache, postgres_cache,
+};
 
 /// The backends that ship with memo-alchemy: each kind (what `backend = ...` names)
 /// and its store.
@@ -44,6 +46,15 @@ pub mod backends {
         DistributedMemory, DistributedMemoryBackend, Json, JsonBackend, Pickle, PickleBackend,
     };
     pub use memo_backends::{Memory, MemoryBackend};
+    #[cfg(feature = "postgres")]
+    pub use memo_backends::{Postgres, PostgresBackend};
+}
+
+/// The postgres backend's operations (feature `postgres`): the cleanup of expired rows
+/// and the clears waiting for the database.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use memo_backends::postgres::{pending_clears, start_cleanup, Cleanup, Ticket};
 }
 
 /// Stops this process's `distributed_memory` invalidation subscriber, if one runs, and
@@ -63,6 +74,8 @@ pub fn pending_clears() -> usize {
     memo_backends::redis::pending_clears()
 }
 
-#[cfg(doctest)]
+/// The README's examples, compiled as doctests; its Postgres example needs the
+/// `postgres` feature (`./scripts/test` tests with every feature).
+#[cfg(all(doctest, feature = "postgres"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

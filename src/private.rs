@@ -5,6 +5,12 @@ use std::marker::PhantomData;
 pub use inventory;
 /// Every backend kind, under the name the attribute's table gives it.
 pub use memo_backends::*;
+
+/// `backend = "postgres"` without the `postgres` feature: a type that is no backend
+/// kind, so that naming it is a compile error that says which feature to turn on.
+#[cfg(not(feature = "postgres"))]
+#[derive(Debug)]
+pub struct PostgresBackend;
 pub use memo_core::plumbing::{Decl, Fallible, Mode, Plain, Registration};
 pub use memo_core::{
     AsyncEntry, CacheStats, CachedFunction, Entry, Error, Expire, FunctionCache, KeyRef, Limit, Lookup,
@@ -16,7 +22,7 @@ pub use serde::Serialize;
 /// Spawns an `async` function's background refresh: on the caller's tokio runtime when
 /// there is one, else on the library's refresh threads.
 pub fn spawn(future: memo_core::BoxFuture<'static, ()>) {
-    #[cfg(feature = "redis")]
+    #[cfg(any(feature = "redis", feature = "postgres"))]
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         drop(runtime.spawn(future));
         return;

@@ -125,3 +125,39 @@ fn installed_defaults_apply_and_install_happens_once() {
     }
     assert_eq!(defaulted::cache_stats().len, Some(2), "the installed default limit holds");
 }
+
+#[test]
+fn postgres_settings_are_read_checked_and_redacted() {
+    let config = Config::from_vars(vars(&[
+        ("MEMO_POSTGRES_URL", "postgres://app:s3cret@db:5432/app"),
+        ("MEMO_POSTGRES_SCHEMA", "cache_2"),
+        ("MEMO_POSTGRES_TIMEOUT_MS", "900"),
+        ("MEMO_POSTGRES_POOL_SIZE", "3"),
+    ]))
+    .unwrap();
+    assert_eq!(config.postgres_url().expose(), "postgres://app:s3cret@db:5432/app");
+    assert_eq!(config.postgres_url().to_string(), "postgres://app:***@db:5432/app");
+    assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
+    assert_eq!(config.postgres_schema(), "cache_2");
+    assert_eq!(config.postgres_timeout(), std::time::Duration::from_millis(900));
+    assert_eq!(config.postgres_pool_size(), 3);
+    let defaults = Config::default();
+    assert_eq!(defaults.postgres_schema(), "memo_alchemy");
+    assert_eq!(defaults.postgres_pool_size(), 8);
+
+    for (var, value) in [
+        ("MEMO_POSTGRES_URL", "mysql://root:s3cret@db/app"),
+        ("MEMO_POSTGRES_SCHEMA", "Memo; DROP TABLE users"),
+        ("MEMO_POSTGRES_SCHEMA", "1abc"),
+        ("MEMO_POSTGRES_TIMEOUT_MS", "0"),
+        ("MEMO_POSTGRES_POOL_SIZE", "0"),
+    ] {
+        let err = Config::from_vars(vars(&[(var, value)])).unwrap_err().to_string();
+        assert!(err.contains(var), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+    let err = Config::builder().postgres_schema("a-b").build().unwrap_err().to_string();
+    assert!(err.contains("postgres_schema") && err.contains("a-b"), "{err}");
+    let err = Config::builder().postgres_url("postgres//x").build().unwrap_err().to_string();
+    assert!(err.contains("postgres_url"), "{err}");
+}

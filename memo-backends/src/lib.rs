@@ -8,10 +8,18 @@
 //!   on by default): values in Redis.
 //! - [`DistributedMemoryBackend`] / [`DistributedMemory`] (feature `redis`): values in
 //!   memory, clears shared through Redis.
+//! - [`PostgresBackend`] / [`Postgres`] (feature `postgres`): values in a PostgreSQL
+//!   table, as `jsonb`.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod breaker;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod keys;
 mod lru;
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod read_mostly;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -19,5 +27,7 @@ mod second_chance;
 mod sketch;
 
 pub use memory::{Memory, MemoryBackend};
+#[cfg(feature = "postgres")]
+pub use postgres::{Postgres, PostgresBackend};
 #[cfg(feature = "redis")]
 pub use redis::{DistributedMemory, DistributedMemoryBackend, Json, JsonBackend, Pickle, PickleBackend};

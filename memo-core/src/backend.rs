@@ -129,6 +129,12 @@ impl<'a, T> Fill<'a, T> {
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a backend kind",
+    note = "a built-in backend needs its cargo feature of memo-alchemy: `redis` (on by default) for \
+            `json`, `pickle` and `distributed_memory`, `postgres` for `postgres`",
+    note = "a backend of your own is a unit struct implementing `BackendKind` and `StoreFor<K, V>`"
+)]
 pub trait BackendKind: Send + Sync + 'static {
     /// The backend's name: `memory`, `json`, ... It appears in Redis keys, in
     /// [`CachedFunction::backend`] and in errors.
@@ -195,6 +201,12 @@ pub trait BackendKind: Send + Sync + 'static {
 
 /// The store a backend kind gives a function whose keys are `K` and values `V`; its
 /// bounds are what the backend needs of them (`Serialize`, ...).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is no backend kind for these arguments and this return type",
+    note = "a built-in backend needs its cargo feature of memo-alchemy: `redis` (on by default) for \
+            `json`, `pickle` and `distributed_memory`, `postgres` for `postgres`",
+    note = "a backend of your own is a unit struct implementing `BackendKind` and `StoreFor<K, V>`"
+)]
 pub trait StoreFor<K: Send + Sync + 'static, V: Send + Sync + 'static>: BackendKind {
     /// The store.
     type Store: Backend<K, V>;

@@ -18,6 +18,14 @@ pub const DEFAULT_KEY_PREFIX: &str = "memo";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 /// The default bound on one Redis command, connecting included: 250 ms.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// The default PostgreSQL URL of the postgres backend.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The default schema of the postgres backend's tables.
+pub const DEFAULT_POSTGRES_SCHEMA: &str = "memo_alchemy";
+/// The default bound on one PostgreSQL operation, connecting included: 500 ms.
+pub const DEFAULT_POSTGRES_TIMEOUT: Duration = Duration::from_millis(500);
+/// The default number of connections the postgres backend opens at most: 8.
+pub const DEFAULT_POSTGRES_POOL_SIZE: usize = 8;
 /// Consecutive Redis failures that open the circuit breaker.
 pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
 /// How long an open breaker skips Redis before probing again: 5 s.
@@ -49,6 +57,16 @@ pub struct Config {
     redis_timeout: Duration,
     breaker_failures: u32,
     breaker_cooldown: Duration,
+    postgres: PostgresSettings,
+}
+
+/// Where and how the postgres backend stores values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PostgresSettings {
+    url: PostgresUrl,
+    schema: String,
+    timeout: Duration,
+    pool_size: usize,
 }
 
 impl Default for Config {
@@ -65,8 +83,9 @@ impl Config {
 
     /// Reads `MEMO_DEFAULT_LIMIT`, `MEMO_DEFAULT_EXPIRE`, `MEMO_DEFAULT_EXPIRE_JITTER`, `MEMO_KEY_PREFIX`,
     /// `MEMO_REDIS_URL`, `MEMO_REDIS_CLUSTER_URLS` (comma-separated), `MEMO_REDIS_TIMEOUT_MS`,
-    /// `MEMO_REDIS_BREAKER_FAILURES` and `MEMO_REDIS_BREAKER_COOLDOWN_MS`; unset variables
-    /// keep their defaults.
+    /// `MEMO_REDIS_BREAKER_FAILURES`, `MEMO_REDIS_BREAKER_COOLDOWN_MS`, `MEMO_POSTGRES_URL`,
+    /// `MEMO_POSTGRES_SCHEMA`, `MEMO_POSTGRES_TIMEOUT_MS` and `MEMO_POSTGRES_POOL_SIZE`;
+    /// unset variables keep their defaults.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable and its value when one cannot be used.
@@ -192,13 +211,34 @@ impl Config {
         self.redis_timeout
     }
 
-    /// Consecutive Redis failures after which Redis is skipped for
-    /// [`breaker_cooldown`](Config::breaker_cooldown).
+    /// The PostgreSQL database of the postgres backend.
+    pub fn postgres_url(&self) -> &PostgresUrl {
+        &self.postgres.url
+    }
+
+    /// The schema that holds the postgres backend's tables (created on first use).
+    pub fn postgres_schema(&self) -> &str {
+        &self.postgres.schema
+    }
+
+    /// The longest a cached call waits for PostgreSQL (a connection from the pool,
+    /// connecting, one statement) before it computes directly.
+    pub fn postgres_timeout(&self) -> Duration {
+        self.postgres.timeout
+    }
+
+    /// The most connections the postgres backend opens in this process.
+    pub fn postgres_pool_size(&self) -> usize {
+        self.postgres.pool_size
+    }
+
+    /// Consecutive failures of a shared store (Redis, PostgreSQL) after which it is
+    /// skipped for [`breaker_cooldown`](Config::breaker_cooldown).
     pub fn breaker_failures(&self) -> u32 {
         self.breaker_failures
     }
 
-    /// How long Redis is skipped once the breaker opens.
+    /// How long a shared store is skipped once its breaker opens.
     pub fn breaker_cooldown(&self) -> Duration {
         self.breaker_cooldown
     }
@@ -217,6 +257,10 @@ pub struct ConfigBuilder {
     redis_timeout: Duration,
     breaker_failures: u32,
     breaker_cooldown: Duration,
+    postgres_url: String,
+    postgres_schema: String,
+    postgres_timeout: Duration,
+    postgres_pool_size: usize,
 }
 
 impl Default for ConfigBuilder {
@@ -231,6 +275,10 @@ impl Default for ConfigBuilder {
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             breaker_failures: DEFAULT_BREAKER_FAILURES,
             breaker_cooldown: DEFAULT_BREAKER_COOLDOWN,
+            postgres_url: DEFAULT_POSTGRES_URL.to_owned(),
+            postgres_schema: DEFAULT_POSTGRES_SCHEMA.to_owned(),
+            postgres_timeout: DEFAULT_POSTGRES_TIMEOUT,
+            postgres_pool_size: DEFAULT_POSTGRES_POOL_SIZE,
         }
     }
 }
@@ -245,6 +293,10 @@ struct Names {
     redis_cluster_urls: &'static str,
     redis_timeout: &'static str,
     breaker_failures: &'static str,
+    postgres_url: &'static str,
+    postgres_schema: &'static str,
+    postgres_timeout: &'static str,
+    postgres_pool_size: &'static str,
 }
 
 impl Names {
@@ -257,6 +309,10 @@ impl Names {
         redis_cluster_urls: "redis_cluster_urls",
         redis_timeout: "redis_timeout",
         breaker_failures: "breaker_failures",
+        postgres_url: "postgres_url",
+        postgres_schema: "postgres_schema",
+        postgres_timeout: "postgres_timeout",
+        postgres_pool_size: "postgres_pool_size",
     };
     const ENV: Names = Names {
         limit: "MEMO_DEFAULT_LIMIT",
@@ -267,6 +323,10 @@ impl Names {
         redis_cluster_urls: "MEMO_REDIS_CLUSTER_URLS",
         redis_timeout: "MEMO_REDIS_TIMEOUT_MS",
         breaker_failures: "MEMO_REDIS_BREAKER_FAILURES",
+        postgres_url: "MEMO_POSTGRES_URL",
+        postgres_schema: "MEMO_POSTGRES_SCHEMA",
+        postgres_timeout: "MEMO_POSTGRES_TIMEOUT_MS",
+        postgres_pool_size: "MEMO_POSTGRES_POOL_SIZE",
     };
 }
 
@@ -317,6 +377,24 @@ impl ConfigBuilder {
                     .map(|n| builder.breaker_cooldown = Duration::from_millis(n)),
             );
         }
+        if let Some(v) = var("MEMO_POSTGRES_URL") {
+            builder.postgres_url = v;
+        }
+        if let Some(v) = var("MEMO_POSTGRES_SCHEMA") {
+            builder.postgres_schema = v;
+        }
+        if let Some(v) = var("MEMO_POSTGRES_TIMEOUT_MS") {
+            keep(
+                parse_positive("MEMO_POSTGRES_TIMEOUT_MS", &v)
+                    .map(|n| builder.postgres_timeout = Duration::from_millis(n)),
+            );
+        }
+        if let Some(v) = var("MEMO_POSTGRES_POOL_SIZE") {
+            keep(
+                parse_positive("MEMO_POSTGRES_POOL_SIZE", &v)
+                    .map(|n| builder.postgres_pool_size = usize::try_from(n).unwrap_or(usize::MAX)),
+            );
+        }
         (builder, rejected)
     }
 
@@ -334,6 +412,10 @@ impl ConfigBuilder {
                 s if s == names.redis_cluster_urls => self.redis_cluster_urls.clear(),
                 s if s == names.redis_timeout => self.redis_timeout = default.redis_timeout,
                 s if s == names.breaker_failures => self.breaker_failures = default.breaker_failures,
+                s if s == names.postgres_url => self.postgres_url.clone_from(&default.postgres_url),
+                s if s == names.postgres_schema => self.postgres_schema.clone_from(&default.postgres_schema),
+                s if s == names.postgres_timeout => self.postgres_timeout = default.postgres_timeout,
+                s if s == names.postgres_pool_size => self.postgres_pool_size = default.postgres_pool_size,
                 _ => return false,
             }
             true
@@ -397,7 +479,33 @@ impl ConfigBuilder {
         self
     }
 
-    /// How long Redis is skipped once the breaker opens.
+    /// The PostgreSQL database of the postgres backend:
+    /// `postgres://[user[:password]@]host[:port]/database[?options]` (or `postgresql://`).
+    pub fn postgres_url(mut self, url: impl Into<String>) -> Self {
+        self.postgres_url = url.into();
+        self
+    }
+
+    /// The schema of the postgres backend's tables, created on first use: a plain
+    /// lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes).
+    pub fn postgres_schema(mut self, schema: impl Into<String>) -> Self {
+        self.postgres_schema = schema.into();
+        self
+    }
+
+    /// The longest a cached call waits for PostgreSQL before computing directly.
+    pub fn postgres_timeout(mut self, timeout: Duration) -> Self {
+        self.postgres_timeout = timeout;
+        self
+    }
+
+    /// The most connections the postgres backend opens in this process.
+    pub fn postgres_pool_size(mut self, size: usize) -> Self {
+        self.postgres_pool_size = size;
+        self
+    }
+
+    /// How long a shared store is skipped once its breaker opens.
     pub fn breaker_cooldown(mut self, cooldown: Duration) -> Self {
         self.breaker_cooldown = cooldown;
         self
@@ -429,6 +537,7 @@ impl ConfigBuilder {
                 reason: "use a non-empty prefix without spaces, such as `memo`".into(),
             });
         }
+        let postgres = self.postgres(&names)?;
         let url = RedisUrl(self.redis_url);
         if !(url.0.starts_with("redis://") || url.0.starts_with("rediss://") || url.0.starts_with("unix://"))
         {
@@ -487,6 +596,51 @@ impl ConfigBuilder {
             redis_timeout: self.redis_timeout,
             breaker_failures: self.breaker_failures,
             breaker_cooldown: self.breaker_cooldown,
+            postgres,
+        })
+    }
+
+    /// Checks the postgres backend's settings.
+    fn postgres(&self, names: &Names) -> Result<PostgresSettings, Error> {
+        let url = PostgresUrl::new(self.postgres_url.clone());
+        if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
+            return Err(Error::Config {
+                setting: names.postgres_url,
+                value: url.to_string(),
+                reason: "use postgres://user:password@host:port/database".into(),
+            });
+        }
+        let schema = &self.postgres_schema;
+        let plain = schema.len() <= 63
+            && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !plain {
+            return Err(Error::Config {
+                setting: names.postgres_schema,
+                value: schema.clone(),
+                reason: "use a lower-case identifier of letters, digits and `_`, such as `memo_alchemy`"
+                    .into(),
+            });
+        }
+        if self.postgres_timeout.is_zero() {
+            return Err(Error::Config {
+                setting: names.postgres_timeout,
+                value: format!("{:?}", self.postgres_timeout),
+                reason: "use a positive timeout, such as 500 ms".into(),
+            });
+        }
+        if self.postgres_pool_size == 0 {
+            return Err(Error::Config {
+                setting: names.postgres_pool_size,
+                value: "0".into(),
+                reason: "use at least 1 connection".into(),
+            });
+        }
+        Ok(PostgresSettings {
+            url,
+            schema: schema.clone(),
+            timeout: self.postgres_timeout,
+            pool_size: self.postgres_pool_size,
         })
     }
 }
@@ -607,5 +761,48 @@ impl fmt::Display for RedisUrl {
 impl fmt::Debug for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RedisUrl({self})")
+    }
+}
+
+/// A PostgreSQL URL whose password never appears when it is printed.
+///
+/// ```
+/// use memo_core::PostgresUrl;
+///
+/// let url = PostgresUrl::new("postgres://app:s3cret@db:5432/app?sslmode=disable");
+/// assert_eq!(url.to_string(), "postgres://app:***@db:5432/app?sslmode=disable");
+/// assert!(!format!("{url:?}").contains("s3cret"));
+/// assert_eq!(url.redact("password authentication failed: s3cret"), "password authentication failed: ***");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl(RedisUrl);
+
+impl PostgresUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> PostgresUrl {
+        PostgresUrl(RedisUrl::new(url))
+    }
+
+    /// The URL with its password, for opening a connection. Do not log it.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    /// `text` (an error message, say) with every secret of this URL masked: the
+    /// password of the user info and of a `password` query parameter.
+    pub fn redact(&self, text: &str) -> String {
+        self.0.redact(text)
+    }
+}
+
+impl fmt::Display for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostgresUrl({self})")
     }
 }

@@ -24,8 +24,9 @@ mod tags;
 pub use backend::{Backend, BackendKind, Fill, Lookup, StoreFor, StoreStats};
 pub use clock::{coarse_now_ms, now_ms};
 pub use config::{
-    Config, ConfigBuilder, RedisUrl, DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_FAILURES, DEFAULT_EXPIRE,
-    DEFAULT_KEY_PREFIX, DEFAULT_LIMIT, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL,
+    Config, ConfigBuilder, PostgresUrl, RedisUrl, DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_FAILURES,
+    DEFAULT_EXPIRE, DEFAULT_KEY_PREFIX, DEFAULT_LIMIT, DEFAULT_POSTGRES_POOL_SIZE, DEFAULT_POSTGRES_SCHEMA,
+    DEFAULT_POSTGRES_TIMEOUT, DEFAULT_POSTGRES_URL, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL,
 };
 pub use entry::{AsyncEntry, Entry};
 pub use error::Error;

@@ -54,7 +54,7 @@ pub(crate) struct Named {
 }
 
 /// The backends known by name; the first is the default.
-pub(crate) const BACKENDS: [Named; 4] = [
+pub(crate) const BACKENDS: [Named; 5] = [
     Named { name: "memory", kind: "MemoryBackend", serializes_keys: false, serializes_values: false },
     Named {
         name: "distributed_memory",
@@ -64,15 +64,17 @@ pub(crate) const BACKENDS: [Named; 4] = [
     },
     Named { name: "json", kind: "JsonBackend", serializes_keys: true, serializes_values: true },
     Named { name: "pickle", kind: "PickleBackend", serializes_keys: true, serializes_values: true },
+    Named { name: "postgres", kind: "PostgresBackend", serializes_keys: true, serializes_values: true },
 ];
 
 /// The attributes of the `#[cache]` family, with the backend each alias fixes.
-pub(crate) const ALIASES: [(&str, Option<&str>); 5] = [
+pub(crate) const ALIASES: [(&str, Option<&str>); 6] = [
     ("cache", None),
     ("memory_cache", Some("memory")),
     ("json_cache", Some("json")),
     ("pickle_cache", Some("pickle")),
     ("distributed_memory_cache", Some("distributed_memory")),
+    ("postgres_cache", Some("postgres")),
 ];
 
 /// One attribute key's value, with the span of its key for "duplicate" errors.

@@ -47,6 +47,12 @@ pub fn distributed_memory_cache(args: TokenStream, input: TokenStream) -> TokenS
     entry(args, input, Some("distributed_memory"))
 }
 
+/// `#[cache(backend = "postgres", ...)]` (feature `postgres` of memo-alchemy).
+#[proc_macro_attribute]
+pub fn postgres_cache(args: TokenStream, input: TokenStream) -> TokenStream {
+    entry(args, input, Some("postgres"))
+}
+
 /// Expands the `#[cache]` attributes of the methods and associated functions of an
 /// `impl` block (inherent or trait). See the `memo-alchemy` crate.
 #[proc_macro_attribute]

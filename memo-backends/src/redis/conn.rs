@@ -17,12 +17,12 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{LazyLock, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use memo_core::{now_ms, Config, Error, Health, RedisUrl};
+use crate::breaker::Breaker;
+use memo_core::{Config, Error, Health, RedisUrl};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -196,12 +196,7 @@ impl Redis {
             timeout: config.redis_timeout(),
             pool: Mutex::new(Vec::new()),
             manager: Mutex::new(None),
-            breaker: Breaker {
-                failures: AtomicU32::new(0),
-                open_until_ms: AtomicU64::new(0),
-                threshold: config.breaker_failures(),
-                cooldown_ms: u64::try_from(config.breaker_cooldown().as_millis()).unwrap_or(u64::MAX),
-            },
+            breaker: Breaker::new(config),
         }
     }
 
@@ -477,51 +472,4 @@ fn connect_timeout(client: &redis::Client, timeout: Duration) -> Duration {
     let auth = settings.username().is_some() || settings.password().is_some();
     let replies = u32::from(auth) + u32::from(settings.db() != 0);
     timeout / replies.max(1)
-}
-
-/// Skips Redis for a cool-down after `threshold` consecutive failures. When the
-/// cool-down is over, one call (the probe) goes through while the others still skip
-/// Redis: its success closes the breaker, its failure starts another cool-down. So
-/// Redis is back in use at most one cool-down after it recovers.
-struct Breaker {
-    failures: AtomicU32,
-    /// 0 while closed; else when the next probe may go through.
-    open_until_ms: AtomicU64,
-    threshold: u32,
-    cooldown_ms: u64,
-}
-
-impl Breaker {
-    fn admit(&self) -> Result<(), String> {
-        let until = self.open_until_ms.load(Relaxed);
-        if until == 0 {
-            return Ok(());
-        }
-        let now = now_ms();
-        if now < until {
-            return Err(format!("circuit breaker open for {} ms more", until - now));
-        }
-        // Cool-down over: this call probes, unless another caller claimed the probe.
-        let next = now.saturating_add(self.cooldown_ms);
-        match self.open_until_ms.compare_exchange(until, next, Relaxed, Relaxed) {
-            Ok(_) => Ok(()),
-            Err(_) => Err("circuit breaker open; another call is probing Redis".to_owned()),
-        }
-    }
-
-    fn success(&self) {
-        if self.failures.load(Relaxed) != 0 {
-            self.failures.store(0, Relaxed);
-        }
-        if self.open_until_ms.load(Relaxed) != 0 {
-            self.open_until_ms.store(0, Relaxed);
-        }
-    }
-
-    fn failure(&self) {
-        let failures = self.failures.fetch_add(1, Relaxed).saturating_add(1);
-        if failures >= self.threshold {
-            self.open_until_ms.store(now_ms().saturating_add(self.cooldown_ms).max(1), Relaxed);
-        }
-    }
 }

@@ -35,7 +35,7 @@ pub use bus::shutdown;
 pub use codec::{Codec, JsonCodec, PickleCodec};
 use conn::{block, Redis};
 pub use distributed::{DistributedMemory, DistributedMemoryBackend, Ticket};
-use namespace::{glob_escape, segment, selected, Entry, Namespace};
+use namespace::{glob_escape, selected, Entry, Namespace};
 pub use ops::Ticket as RedisTicket;
 pub use pending::pending as pending_clears;
 use pending::{invalidate, invalidate_async, Target, What};
@@ -72,18 +72,8 @@ impl std::fmt::Debug for Redis {
 impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
     /// The entry key of `key`: strict keys name each argument, others encode the tuple.
     fn entry(&self, key: &K) -> Result<Entry, Error> {
-        let encoding = |e: postcard::Error| self.fail(format!("cannot encode the arguments: {e}"));
-        let segments = match &self.strict {
-            Some(strict) => {
-                let mut parts = Vec::with_capacity(self.function.arg_names().len());
-                for (index, name) in self.function.arg_names().iter().enumerate() {
-                    let bytes = strict.encode(key, index).unwrap_or(Ok(Vec::new())).map_err(encoding)?;
-                    parts.push(segment(name, &bytes));
-                }
-                parts.join(":")
-            }
-            None => namespace::hex(&postcard::to_stdvec(key).map_err(encoding)?),
-        };
+        let segments = crate::keys::arguments(self.function, self.strict.as_ref(), key)
+            .map_err(|e| self.fail(format!("cannot encode the arguments: {e}")))?;
         Ok(self.ns.entry(&segments))
     }
 
@@ -512,17 +502,7 @@ macro_rules! redis_kind {
 redis_kind!(JsonBackend, JsonCodec);
 redis_kind!(PickleBackend, PickleCodec);
 
-/// The time by the wall clock in ms, as Redis's `TIME` gives it in the write script
-/// (the clocks of Redis's host and this one are assumed close: a `stale` or `refresh`
-/// judgement is off by their difference).
-fn wall_ms() -> u64 {
-    u64::try_from(wall_nanos() / 1_000_000).unwrap_or(u64::MAX)
-}
-
-/// Nanoseconds since the Unix epoch by the wall clock (0 before it).
-pub(crate) fn wall_nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
-}
+pub(crate) use crate::keys::{wall_ms, wall_nanos};
 
 /// Clears a function this process never opened, by its namespace alone.
 fn cold_clear(

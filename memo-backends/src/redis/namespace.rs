@@ -53,6 +53,8 @@ const SHARD_SIZE: usize = 1000;
 /// Redis Cluster's hash slots.
 const SLOTS: u16 = 16384;
 
+pub(crate) use crate::keys::{fnv1a, hex, selected};
+
 /// One function's keys.
 #[derive(Debug, Clone)]
 pub(crate) struct Namespace {
@@ -82,21 +84,7 @@ pub(crate) struct Entry {
 
 impl Namespace {
     pub(crate) fn of(function: &CachedFunction, config: &Config) -> Namespace {
-        let mut identity = format!("{}|strict={}", function.signature(), function.is_strict());
-        if function.version() != 0 {
-            // Version 0 keeps the keys written before versions existed.
-            identity.push_str(&format!("|version={}", function.version()));
-        }
-        if !function.tags().is_empty() {
-            // Entries written before the tags were declared are in no tag's set.
-            identity.push_str(&format!("|tag-sets={}", function.tags().join(",")));
-        }
-        let policy = function.policy(config);
-        if policy.tracks_freshness() {
-            // Values carry their write time: a namespace of their own.
-            identity.push_str("|stamped");
-        }
-        let fingerprint = fnv1a(identity.as_bytes());
+        let fingerprint = crate::keys::fingerprint(function, config);
         let base = format!(
             "{}:{}:{}:{}:{fingerprint:016x}",
             config.key_prefix(),
@@ -104,6 +92,7 @@ impl Namespace {
             function.backend(),
             function.path(),
         );
+        let policy = function.policy(config);
         let limit = policy.limit.max();
         let cluster = !config.redis_cluster_urls().is_empty();
         let count = shard_count(limit, cluster);
@@ -328,31 +317,10 @@ pub(crate) fn unstamp(payload: &[u8]) -> Option<(u64, &[u8])> {
     Some((written, &rest[bar + 1..]))
 }
 
-/// The strict segment of one argument: `name=hex`.
-pub(crate) fn segment(name: &str, encoded: &[u8]) -> String {
-    format!("{name}={}", hex(encoded))
-}
-
-/// The segments a partial clear selects: `(argument index, encoding)` pairs of
-/// `function` as `name=hex`.
-pub(crate) fn selected(function: &CachedFunction, resolved: &[(usize, &[u8])]) -> Vec<String> {
-    resolved.iter().map(|(i, bytes)| segment(function.arg_names()[*i], bytes)).collect()
-}
-
 /// Whether the strict entry key `key` has every `name=hex` segment of `wanted`.
 pub(crate) fn has_segments(key: &str, wanted: &[String]) -> bool {
     let Some((_, args)) = key.rsplit_once(":k:") else { return false };
     wanted.iter().all(|w| args.split(':').any(|s| s == w))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
 }
 
 /// The bytes of lower-case `hex`, or `None` if it is not hex.
@@ -361,11 +329,6 @@ pub(crate) fn unhex(hex: &str) -> Option<Vec<u8>> {
         return None;
     }
     (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
-}
-
-/// FNV-1a, 64 bits: stable across processes and builds, unlike std's hashers.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// `prefix` with the glob characters of Redis's MATCH escaped.
