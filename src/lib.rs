@@ -31,6 +31,7 @@ pub use memo_core::{
     Error, Expire, Fill, FunctionCache, FunctionCacheDependency, KeyRef, Limit, Lookup, Policy, PostgresUrl,
     RedisUrl, RenderTags, Selector, StoreFor, StoreStats, StrictKeys,
 };
+pub use memo_core::{health, BreakerState, FunctionHealth, HealthReport, PoolUse, StoreHealth};
 #[doc = include_str!("cache_attribute.md")]
 #[doc(inline)]
 pub use memo_macros::cache;
@@ -55,6 +56,17 @@ pub mod backends {
 #[cfg(feature = "postgres")]
 pub mod postgres {
     pub use memo_backends::postgres::{pending_clears, start_cleanup, Cleanup, Ticket};
+}
+
+/// Metrics through the [`metrics`](https://docs.rs/metrics) facade (feature `metrics`):
+/// each miss's body and each round trip to a network store are timed into the
+/// histograms `memo_alchemy_body_seconds` and `memo_alchemy_store_seconds` (labels
+/// `function`, `backend`, and `op` for a round trip), and [`publish`](metrics::publish)
+/// copies every function's counters into the recorder before a scrape. See
+/// `examples/metrics.rs` for a Prometheus endpoint.
+#[cfg(feature = "metrics")]
+pub mod metrics {
+    pub use memo_core::publish_metrics as publish;
 }
 
 /// Stops this process's `distributed_memory` invalidation subscriber, if one runs, and

@@ -45,6 +45,17 @@ impl Breaker {
         }
     }
 
+    /// Whether calls use the store now.
+    pub(crate) fn state(&self) -> memo_core::BreakerState {
+        let until = self.open_until_ms.load(Relaxed);
+        match until.checked_sub(now_ms()) {
+            Some(left) if until != 0 && left > 0 => {
+                memo_core::BreakerState::Open(std::time::Duration::from_millis(left))
+            }
+            _ => memo_core::BreakerState::Closed,
+        }
+    }
+
     pub(crate) fn success(&self) {
         if self.failures.load(Relaxed) != 0 {
             self.failures.store(0, Relaxed);

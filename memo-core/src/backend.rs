@@ -192,6 +192,12 @@ pub trait BackendKind: Send + Sync + 'static {
         Ok(0)
     }
 
+    /// The state of the store this kind uses, probed now, for [`health`](crate::health);
+    /// `None` (the default) for stores inside the process, which cannot be down.
+    fn health(&self) -> Option<crate::StoreHealth> {
+        None
+    }
+
     /// [`invalidate_tags`](BackendKind::invalidate_tags) for `async` callers.
     fn invalidate_tags_async(&self, tags: Vec<String>) -> BoxFuture<'static, Result<usize, Error>> {
         let removed = self.invalidate_tags(&tags);

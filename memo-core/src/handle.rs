@@ -11,6 +11,7 @@ use crate::backend::{Backend, Fill, Lookup};
 use crate::flight::{Flight, Flights, Outcome, Role};
 use crate::key::{KeyRef, OwnedKey, Selector, StrictKeys};
 use crate::mode::Mode;
+use crate::observe::{observed, observed_async, Step};
 use crate::stats::Counters;
 use crate::{BoxFuture, CacheControl, CacheStats, CachedFunction, Config, Error, RenderTags};
 
@@ -98,7 +99,13 @@ where
     #[inline]
     pub fn lookup<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Lookup<V, Miss<K, V, B::Ticket>> {
         let Some(store) = &self.store else { return self.uncached() };
-        match store.get(key) {
+        // A network store's round trip gets a span and a histogram; an in-process
+        // store's hit nothing (the branch is decided at compile time).
+        let found = match B::GET_AT_ONCE {
+            true => store.get(key),
+            false => observed(self.function, Step::Get, || store.get(key)),
+        };
+        match found {
             Ok(found) => self.count(found, || key.to_owned_key()),
             Err(err) => self.failed(&err),
         }
@@ -119,7 +126,11 @@ where
         key: &Q,
     ) -> Lookup<V, Miss<K, V, B::Ticket>> {
         let Some(store) = &self.store else { return self.uncached() };
-        match store.get_async(key).await {
+        let found = match B::GET_AT_ONCE {
+            true => store.get_async(key).await,
+            false => observed_async(self.function, Step::Get, store.get_async(key)).await,
+        };
+        match found {
             Ok(found) => self.count(found, || key.to_owned_key()),
             Err(err) => self.failed(&err),
         }
@@ -230,9 +241,7 @@ where
                             failed => return self.fall_back::<R, M, X>(store, &key, fallback, failed).await,
                         };
                         let fill = Fill::new(&self.generation, started, ticket);
-                        if let Err(err) = X::put(store, key, value.clone(), fill).await {
-                            self.report(&err);
-                        }
+                        self.put::<X>(store, key, value.clone(), fill).await;
                         return M::join(value);
                     }
                     Outcome::Abandoned => {}
@@ -258,20 +267,32 @@ where
             }
         };
         let fill = Fill::new(&self.generation, leader.generation(), ticket);
-        if let Err(err) = X::put(store, key, value.clone(), fill).await {
-            self.report(&err);
-        }
+        self.put::<X>(store, key, value.clone(), fill).await;
         leader.publish(&value);
         M::join(value)
     }
 
-    /// Runs the body; a panic is caught only when `catch` (there is a value to fall back on).
+    /// Stores a computed value (a network store's write observed as a round trip); a
+    /// failure is counted, and the value is still returned by the caller.
+    async fn put<X: Exec<K, V, B>>(&self, store: &B, key: K, value: V, fill: Fill<'_, B::Ticket>) {
+        let stored = match B::GET_AT_ONCE {
+            true => X::put(store, key, value, fill).await,
+            false => observed_async(self.function, Step::Put, X::put(store, key, value, fill)).await,
+        };
+        if let Err(err) = stored {
+            self.report(&err);
+        }
+    }
+
+    /// Runs the body (in its span, timed); a panic is caught only when `catch` (there
+    /// is a value to fall back on).
     async fn run<R, M: Mode<R, Value = V>>(
         &self,
         body: impl Future<Output = R>,
         discard: fn(&R) -> bool,
         catch: bool,
     ) -> Ran<V, R> {
+        let body = observed_async(self.function, Step::Body, body);
         let ret = if catch {
             match CatchUnwind(Box::pin(body)).await {
                 Ok(ret) => ret,

@@ -46,6 +46,11 @@ impl Health {
         }
     }
 
+    /// The store, as the log names it.
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
     /// Whether the last call saw a failure.
     pub fn is_down(&self) -> bool {
         self.down_since_ms.load(Relaxed) != 0

@@ -16,9 +16,11 @@ mod handle;
 mod health;
 mod key;
 mod mode;
+mod observe;
 mod policy;
 mod refresh;
 mod stats;
+mod status;
 mod tags;
 
 pub use backend::{Backend, BackendKind, Fill, Lookup, StoreFor, StoreStats};
@@ -37,8 +39,11 @@ pub use graph::{
 pub use handle::FunctionCache;
 pub use health::Health;
 pub use key::{Field, KeyRef, Selector, StrictKeys};
+#[cfg(feature = "metrics")]
+pub use observe::publish_metrics;
 pub use policy::{jitter_from_setting, Expire, Freshness, Limit, Policy, MAX_EXPIRE_JITTER, SETTING_RULE};
 pub use stats::CacheStats;
+pub use status::{health, BreakerState, FunctionHealth, HealthReport, PoolUse, StoreHealth};
 pub use tags::{
     invalidate_private_tags, invalidate_tags, invalidate_tags_async, may_carry, template_matches, RenderTags,
 };

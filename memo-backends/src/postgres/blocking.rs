@@ -62,6 +62,13 @@ impl Pool {
         Pool { config, size, state: Mutex::new((Vec::new(), 0)), freed: Condvar::new() }
     }
 
+    /// How the pool is used now.
+    pub(crate) fn usage(&self) -> memo_core::PoolUse {
+        let state = self.state.lock();
+        let idle = state.0.len();
+        memo_core::PoolUse { idle, in_use: Some(state.1.saturating_sub(idle)), max: self.size }
+    }
+
     /// Runs `op` on a connection, within `timeout` (waiting for a free connection and
     /// connecting included). A connection whose operation failed to get an answer is
     /// closed; the others go back to the pool.

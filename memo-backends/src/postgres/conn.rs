@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
 use memo_core::{Config, Error, Health, PostgresUrl};
@@ -156,6 +156,24 @@ impl Postgres {
             self.prepare(&session).await?;
             op(session).await.map_err(|e| self.failed(e))
         })
+    }
+
+    /// The state of PostgreSQL for [`memo_core::health`]: a `SELECT 1` now (bypassing the
+    /// breaker, as its probe), the breaker and the blocking callers' pool.
+    pub(crate) fn probe(&'static self) -> memo_core::StoreHealth {
+        let started = Instant::now();
+        let answered =
+            self.run_probe(|session| async move { session.simple_query("SELECT 1").await.map(drop) });
+        memo_core::StoreHealth {
+            backend: "postgres",
+            store: self.health.store().to_owned(),
+            reachable: answered.is_ok(),
+            latency: answered.is_ok().then(|| started.elapsed()),
+            error: answered.err(),
+            breaker: self.breaker.state(),
+            pool: self.blocking.as_ref().ok().map(super::blocking::Pool::usage),
+            subscribed: None,
+        }
     }
 
     /// [`run`](Postgres::run), even while the breaker is open: for the background

@@ -431,6 +431,10 @@ impl BackendKind for PostgresBackend {
         "postgres"
     }
 
+    fn health(&self) -> Option<memo_core::StoreHealth> {
+        Some(conn::Postgres::global().probe())
+    }
+
     fn is_shared(&self) -> bool {
         true
     }

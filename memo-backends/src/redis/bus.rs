@@ -69,6 +69,11 @@ impl std::fmt::Debug for Bus {
 
 static BUS: OnceLock<Bus> = OnceLock::new();
 
+/// Whether this process's subscriber is subscribed now; `None` when it never started.
+pub(crate) fn subscribed() -> Option<bool> {
+    BUS.get().map(|bus| bus.epoch() != 0)
+}
+
 /// How long the subscriber blocks on a read before it looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
 

@@ -389,6 +389,29 @@ impl Redis {
         self.health.succeeded();
     }
 
+    /// The state of Redis for [`memo_core::health`]: a `PING` now (bypassing the
+    /// breaker, as its probe), the breaker and the blocking pool.
+    pub(crate) fn probe(&self, backend: &'static str) -> memo_core::StoreHealth {
+        let started = Instant::now();
+        let pinged = self.run_probe(|io| block(io.query::<String>(&redis::cmd("PING"))));
+        memo_core::StoreHealth {
+            backend,
+            store: self.health.store().to_owned(),
+            reachable: pinged.is_ok(),
+            latency: pinged.is_ok().then(|| started.elapsed()),
+            error: pinged.err(),
+            breaker: self.breaker.state(),
+            // Blocking callers pool connections to one server; a cluster has one shared
+            // multiplexed connection.
+            pool: (!self.is_cluster()).then(|| memo_core::PoolUse {
+                idle: self.pool.lock().len(),
+                in_use: None,
+                max: POOL_SIZE,
+            }),
+            subscribed: None,
+        }
+    }
+
     /// The error a caller gets for a failed Redis operation.
     pub(crate) fn error(&self, backend: &'static str, function: &str, message: String) -> Error {
         Error::Backend {

@@ -302,6 +302,14 @@ impl BackendKind for DistributedMemoryBackend {
         true
     }
 
+    /// Redis, and whether this process's subscription is up (`None` before its first
+    /// `distributed_memory` call starts it).
+    fn health(&self) -> Option<memo_core::StoreHealth> {
+        let mut health = Redis::global().probe(self.name());
+        health.subscribed = super::bus::subscribed();
+        Some(health)
+    }
+
     /// Tells every process to clear a function this process never opened.
     fn cold_clear(
         &self,

@@ -472,6 +472,9 @@ macro_rules! redis_kind {
             fn sweep(&self) -> Result<usize, Error> {
                 sweep()
             }
+            fn health(&self) -> Option<memo_core::StoreHealth> {
+                Some(Redis::global().probe(self.name()))
+            }
             fn sweep_async(&self) -> BoxFuture<'static, Result<usize, Error>> {
                 sweep_async()
             }
