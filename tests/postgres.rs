@@ -21,7 +21,7 @@ use support::Gate;
 fn rows_of(name: &str) -> Vec<(String, String)> {
     server()
         .query(&format!(
-            "SELECT key, value::text FROM memo_test.memo_entries WHERE namespace LIKE '%::{name}:%' ORDER BY key"
+            "SELECT key, value::text FROM memo_test.memo_entries WHERE namespace LIKE 'memo:%::{name}:%' ORDER BY key"
         ))
         .into_iter()
         .map(|r| (r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default()))
@@ -53,7 +53,7 @@ fn values_are_jsonb_rows_with_their_expiry() {
     let left: f64 = server()
         .scalar(
             "SELECT extract(epoch FROM expires_at - now()) FROM memo_test.memo_entries \
-             WHERE namespace LIKE '%::profile:%'",
+             WHERE namespace LIKE 'memo:%::profile:%'",
         )
         .parse()
         .unwrap();
@@ -126,8 +126,8 @@ fn limit_holds_under_concurrent_fills() {
     assert_eq!(RACED_RUNS.load(SeqCst), 200);
     assert_eq!(rows_of("raced").len(), 10);
     assert_eq!(raced::cache_stats().evictions, 190);
-    let counted =
-        server().scalar("SELECT entries FROM memo_test.memo_generations WHERE namespace LIKE '%::raced:%'");
+    let counted = server()
+        .scalar("SELECT entries FROM memo_test.memo_generations WHERE namespace LIKE 'memo:%::raced:%'");
     assert_eq!(counted, "10", "the function's row count, which eviction reads, is exact");
 }
 
@@ -321,7 +321,7 @@ fn tags_remove_exactly_the_tagged_rows_and_cascade() {
     }
     assert_eq!(rows_of("tagged").len(), 3);
     let tags = server().scalar(
-        "SELECT tags::text FROM memo_test.memo_entries WHERE namespace LIKE '%::tagged:%' AND value = '\"t1\"'",
+        "SELECT tags::text FROM memo_test.memo_entries WHERE namespace LIKE 'memo:%::tagged:%' AND value = '\"t1\"'",
     );
     assert_eq!(tags, "{user:1,users}");
     // One tagged row, and the three entries of the in-memory dependent (cascade).
@@ -385,7 +385,7 @@ fn a_corrupted_jsonb_value_is_a_miss() {
     server();
     assert_eq!(document(1), ["doc-1"]);
     server().query(
-        "UPDATE memo_test.memo_entries SET value = '{\"not\": \"a list\"}' WHERE namespace LIKE '%::document:%'",
+        "UPDATE memo_test.memo_entries SET value = '{\"not\": \"a list\"}' WHERE namespace LIKE 'memo:%::document:%'",
     );
     assert_eq!(document(1), ["doc-1"], "recomputed");
     assert_eq!(DOC_RUNS.load(SeqCst), 2);
@@ -486,7 +486,7 @@ fn child_flushes_all() {
     server();
     assert_eq!(kept(2), 2);
     assert_eq!(
-        server().scalar("SELECT count(*) FROM memo_test.memo_entries WHERE namespace LIKE 'other:%'"),
+        server().scalar("SELECT count(*) FROM memo_test.memo_entries WHERE namespace LIKE 'other:%::kept:%'"),
         "1"
     );
     memo_alchemy::flush_all().unwrap();
@@ -497,9 +497,23 @@ fn child_flushes_all() {
 fn flush_all_stays_within_the_prefix() {
     server();
     assert_eq!(kept(1), 1);
+    // A function of another program under the other prefix, which the flushing
+    // process does not have: the sweep reaches it too, and moves its generation on.
+    server().query(
+        "INSERT INTO memo_test.memo_generations (namespace, generation, entries) \
+         VALUES ('other:_:postgres:ghost::f:00', 7, 1); \
+         INSERT INTO memo_test.memo_entries (namespace, key, value) VALUES ('other:_:postgres:ghost::f:00', '01', '1')",
+    );
     let status =
         child_command("child_flushes_all", &[("MEMO_TEST_KEY_PREFIX", "other".to_owned())]).status().unwrap();
     assert!(status.success());
+    assert_eq!(
+        server().scalar(
+            "SELECT generation FROM memo_test.memo_generations WHERE namespace = 'other:_:postgres:ghost::f:00'"
+        ),
+        "8",
+        "the unregistered function's fills that began before cannot store"
+    );
     assert_eq!(
         server().scalar("SELECT count(*) FROM memo_test.memo_entries WHERE namespace LIKE 'other:%'"),
         "0"

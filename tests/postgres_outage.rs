@@ -116,7 +116,7 @@ fn a_stopped_server_gives_right_values_bounded_waits_and_failed_clears() {
         thread::sleep(Duration::from_millis(50));
     }
     let rows =
-        server().scalar("SELECT count(*) FROM memo_test.memo_entries WHERE namespace LIKE '%::price:%'");
+        server().scalar("SELECT count(*) FROM memo_test.memo_entries WHERE namespace LIKE 'memo:%::price:%'");
     assert_eq!(rows, "0", "the clear removed the row written before the outage");
     let runs = RUNS.load(SeqCst);
     let fresh = price(1);

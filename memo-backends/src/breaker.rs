@@ -41,7 +41,7 @@ impl Breaker {
         let next = now.saturating_add(self.cooldown_ms);
         match self.open_until_ms.compare_exchange(until, next, Relaxed, Relaxed) {
             Ok(_) => Ok(()),
-            Err(_) => Err("circuit breaker open; another call is probing Redis".to_owned()),
+            Err(_) => Err("circuit breaker open; another call is probing the store".to_owned()),
         }
     }
 

@@ -95,7 +95,16 @@ impl Postgres {
         let url = config.postgres_url().clone();
         let timeout = config.postgres_timeout();
         let parsed = url.expose().parse::<tokio_postgres::Config>().map(|mut pg| {
-            pg.connect_timeout(timeout).application_name("memo-alchemy");
+            // Work a call gave up on must not run on in the server for ever (nor pile up
+            // behind a lock), but a big clear may outlast the call's timeout: it then
+            // returns `Err`, commits a little later, and its retry finds little to do.
+            // Read committed is what the functions' locking is written for, whatever the
+            // database's default.
+            let server_ms = (timeout * 20).max(Duration::from_secs(10)).as_millis();
+            pg.connect_timeout(timeout).application_name("memo-alchemy").options(&format!(
+                "-c statement_timeout={server_ms} -c lock_timeout={server_ms} \
+                 -c default_transaction_isolation=read\\ committed"
+            ));
             pg
         });
         let parsed = parsed.map_err(|e| url.redact(&e.to_string()));

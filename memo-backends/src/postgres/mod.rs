@@ -96,7 +96,7 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
     }
 
     fn tags_of(&self, key: &K) -> Vec<String> {
-        self.tags.map_or_else(Vec::new, |render| render(key))
+        self.tags.map_or_else(Vec::new, |render| storable(render(key)))
     }
 
     /// How long the row of `key` is kept (its lifetime, plus `stale`), 0 for ever.
@@ -476,17 +476,25 @@ impl BackendKind for PostgresBackend {
     }
 
     fn invalidate_tags(&self, tags: &[String]) -> Result<usize, Error> {
-        invalidate(pending::TAGS, What::Tags(tags.to_vec()))
+        invalidate(pending::TAGS, What::Tags(storable(tags.to_vec())))
             .map_err(|m| Db::global().error("invalidate_tags", m))
     }
 
     fn invalidate_tags_async(&self, tags: Vec<String>) -> BoxFuture<'static, Result<usize, Error>> {
         Box::pin(async move {
-            invalidate_async(pending::TAGS, What::Tags(tags))
+            invalidate_async(pending::TAGS, What::Tags(storable(tags)))
                 .await
                 .map_err(|m| Db::global().error("invalidate_tags", m))
         })
     }
+}
+
+/// Tags as a `text` column can hold them: PostgreSQL refuses NUL, which a tag rendered
+/// from an argument may contain, so it is written `\0` (in entries and invalidations
+/// alike; a tag holding the two characters `\0` is then the same tag). Without this, an
+/// invalidation of such a tag would be refused for ever, and retried for ever.
+fn storable(tags: Vec<String>) -> Vec<String> {
+    tags.into_iter().map(|t| if t.contains('\0') { t.replace('\0', "\\0") } else { t }).collect()
 }
 
 impl<K, V> StoreFor<K, V> for PostgresBackend

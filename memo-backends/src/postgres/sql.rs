@@ -110,17 +110,8 @@ impl Sql {
                  AND ($4::int8 = 0 OR written_at + $4::int8 * interval '1 millisecond' > now())"
             ),
             len: format!("SELECT count(*) FROM {s}.memo_entries WHERE namespace = $1 AND {LIVE}"),
-            sweep: format!(
-                "WITH gone AS (DELETE FROM {s}.memo_entries WHERE starts_with(namespace, $1) \
-                 RETURNING namespace), {} SELECT count(*) FROM gone",
-                forget(&s)
-            ),
-            cleanup: format!(
-                "WITH gone AS (DELETE FROM {s}.memo_entries WHERE ctid = ANY(ARRAY(\
-                 SELECT ctid FROM {s}.memo_entries WHERE expires_at <= now() LIMIT {CLEANUP_BATCH})) \
-                 RETURNING namespace), {} SELECT count(*) FROM gone",
-                forget(&s)
-            ),
+            sweep: format!("SELECT {s}.memo_sweep($1)"),
+            cleanup: format!("SELECT {s}.memo_cleanup({CLEANUP_BATCH})"),
         }
     }
 }
@@ -247,7 +238,13 @@ CREATE OR REPLACE FUNCTION {s}.memo_invalidate_tags(p_tags text[])
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     removed bigint;
+    ns text;
 BEGIN
+    -- The functions' locks first, in one order, as clears and writes take theirs before
+    -- any row: no cycle with a write evicting rows of the same function.
+    FOR ns IN SELECT DISTINCT namespace FROM {s}.memo_entries WHERE tags && p_tags ORDER BY 1 LOOP
+        PERFORM pg_advisory_xact_lock({LOCK_CLASS}, hashtext(ns));
+    END LOOP;
     INSERT INTO {s}.memo_tag_versions AS v (tag, version)
         SELECT DISTINCT t, 1 FROM unnest(p_tags) AS t ORDER BY 1
         ON CONFLICT (tag) DO UPDATE SET version = v.version + 1;
@@ -255,6 +252,50 @@ BEGIN
         DELETE FROM {s}.memo_entries WHERE tags && p_tags RETURNING namespace, expires_at
     ), {forget}
     SELECT count(*) INTO removed FROM gone WHERE expires_at IS NULL OR expires_at > now();
+    RETURN removed;
+END
+$$;
+
+-- One batch of the cleanup: the expired rows of up to p_batch, under their functions'
+-- locks (taken in one order first), rechecked as they are deleted (a row rewritten
+-- meanwhile is not expired any more).
+CREATE OR REPLACE FUNCTION {s}.memo_cleanup(p_batch int)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    removed bigint;
+    ns text;
+    locked text[] := '{{}}';
+BEGIN
+    FOR ns IN SELECT DISTINCT b.namespace FROM (
+        SELECT namespace FROM {s}.memo_entries WHERE expires_at <= now() LIMIT p_batch) b ORDER BY 1
+    LOOP
+        PERFORM pg_advisory_xact_lock({LOCK_CLASS}, hashtext(ns));
+        locked := locked || ns;
+    END LOOP;
+    WITH gone AS (
+        DELETE FROM {s}.memo_entries WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM {s}.memo_entries
+            WHERE expires_at <= now() AND namespace = ANY(locked) LIMIT p_batch))
+          AND expires_at <= now()
+        RETURNING namespace
+    ), {forget}
+    SELECT count(*) INTO removed FROM gone;
+    RETURN removed;
+END
+$$;
+
+-- flush_all: every function under the prefix cleared as a clear does (its generation
+-- moves on, so no fill that began before stores), then any row left.
+CREATE OR REPLACE FUNCTION {s}.memo_sweep(p_prefix text)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    ns text;
+    removed bigint := 0;
+BEGIN
+    FOR ns IN SELECT namespace FROM {s}.memo_generations WHERE starts_with(namespace, p_prefix) ORDER BY 1 LOOP
+        removed := removed + {s}.memo_clear(ns, NULL, NULL);
+    END LOOP;
+    DELETE FROM {s}.memo_entries WHERE starts_with(namespace, p_prefix);
     RETURN removed;
 END
 $$;
