@@ -101,7 +101,7 @@ impl Postgres {
             // Read committed is what the functions' locking is written for, whatever the
             // database's default.
             let server_ms = (timeout * 20).max(Duration::from_secs(10)).as_millis();
-            pg.connect_timeout(timeout).application_name("memo-alchemy").options(&format!(
+            pg.connect_timeout(timeout).application_name("memo-alchemy").options(format!(
                 "-c statement_timeout={server_ms} -c lock_timeout={server_ms} \
                  -c default_transaction_isolation=read\\ committed"
             ));
