@@ -125,13 +125,15 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
         }
     }
 
-    /// How fresh a value written at `written` (ms since the epoch) is.
-    fn freshness(&self, key: &str, written: i64) -> Freshness {
+    /// How fresh a value written `age` ms ago by the database's clock is (judged by
+    /// that one clock, so a skew between hosts does not matter).
+    fn freshness(&self, key: &str, age: i64) -> Freshness {
         if !self.policy.tracks_freshness() {
             return Freshness::Fresh;
         }
-        let written = u64::try_from(written).unwrap_or(0);
-        self.policy.freshness(written, wall_ms(), fnv1a(key.as_bytes()))
+        let now = wall_ms();
+        let written = now.saturating_sub(u64::try_from(age).unwrap_or(0));
+        self.policy.freshness(written, now, fnv1a(key.as_bytes()))
     }
 
     /// The lookup of `key`, over a pooled client.

@@ -38,9 +38,9 @@ pub(crate) struct Sql {
     pub(crate) setup: String,
     /// `$1` namespace, `$2` key: the live value.
     pub(crate) get: String,
-    /// [`get`](Sql::get), and the value's write time (ms since the epoch).
+    /// [`get`](Sql::get), and the value's age by the database's clock (ms).
     pub(crate) get_stamped: String,
-    /// `$1` namespace, `$2` keys: the live ones' key, value and write time.
+    /// `$1` namespace, `$2` keys: the live ones' key, value and age (ms).
     pub(crate) get_many: String,
     /// `$1` namespace, `$2` tags: the clear generation and the tags' versions.
     pub(crate) ticket: String,
@@ -80,11 +80,11 @@ impl Sql {
             setup: setup(&s),
             get: format!("SELECT value FROM {s}.memo_entries WHERE namespace = $1 AND key = $2 AND {LIVE}"),
             get_stamped: format!(
-                "SELECT value, (extract(epoch FROM written_at) * 1000)::int8 FROM {s}.memo_entries \
+                "SELECT value, (extract(epoch FROM now() - written_at) * 1000)::int8 FROM {s}.memo_entries \
                  WHERE namespace = $1 AND key = $2 AND {LIVE}"
             ),
             get_many: format!(
-                "SELECT key, value, (extract(epoch FROM written_at) * 1000)::int8 FROM {s}.memo_entries \
+                "SELECT key, value, (extract(epoch FROM now() - written_at) * 1000)::int8 FROM {s}.memo_entries \
                  WHERE namespace = $1 AND key = ANY($2) AND {LIVE}"
             ),
             ticket: format!(
