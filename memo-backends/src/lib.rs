@@ -23,6 +23,7 @@ pub mod postgres;
 mod read_mostly;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod retries;
 mod second_chance;
 mod sketch;
 

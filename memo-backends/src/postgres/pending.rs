@@ -1,180 +1,66 @@
-//! Durable invalidation: a clear that could not reach PostgreSQL is returned as an
-//! error, and is also kept here and retried in the background until the database
-//! takes it. Until then, this process serves no value of that function (or, for a tag
-//! invalidation, of a function that may carry the tags) from PostgreSQL: it computes
-//! directly.
-//!
-//! The retries run on one thread, every [`RETRY`] at first and at most 400 ms apart
-//! later, and bypass the circuit breaker: they are its probes. A clear of everything
-//! supersedes the pending partial clears of the same function. A process that exits
-//! with clears pending loses them ([`pending`] tells how many there are).
-
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{LazyLock, Once};
-use std::thread;
-use std::time::Duration;
+//! Durable invalidation for PostgreSQL ([`crate::retries`]): a clear that could not
+//! reach the database is returned as an error and retried in the background; until it
+//! goes through, this process serves no value of that function (or, for a tag
+//! invalidation, of a function that may carry the tags) from PostgreSQL.
 
 use memo_core::CachedFunction;
-use parking_lot::{Condvar, Mutex};
 
 use super::conn::{Postgres, Session};
+pub(crate) use crate::retries::What;
+use crate::retries::{Retries, Store};
 
-/// How soon a pending clear is first retried; the wait doubles up to [`RETRY_MAX`].
-const RETRY: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_millis(400);
-
-/// The pseudo-namespace of tag invalidations (no function's namespace is empty).
+/// The scope of tag invalidations, which concern every function.
 pub(crate) const TAGS: &str = "";
 
-/// What a clear removes: everything, the strict rows with every `name=hex` segment,
-/// one row by key, or (in [`TAGS`]) the rows of any function carrying any of the tags.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum What {
-    All,
-    Matching(Vec<String>),
-    Key(String),
-    Tags(Vec<String>),
-}
+/// The pending clears, by namespace.
+static RETRIES: Retries<String> = Retries::new("memo-alchemy-pg-retry");
 
-#[derive(Debug)]
-struct Op {
-    ns: String,
-    what: What,
-    /// Raised each time a failed clear is folded into this op: a retry that began
-    /// before removes it only if no clear failed since.
-    seq: u64,
-}
+/// PostgreSQL, as the retry queue reaches it.
+struct Retried;
 
-#[derive(Debug, Default)]
-struct Queue {
-    ops: Mutex<Vec<Op>>,
-    wake: Condvar,
-    /// `ops.len()`, read without the lock on every lookup.
-    len: AtomicUsize,
-    next: AtomicU64,
-}
-
-static QUEUE: LazyLock<Queue> = LazyLock::new(Queue::default);
-
-/// Keeps a clear that failed, to be retried until PostgreSQL takes it.
-fn defer(ns: &str, what: What) {
-    static RETRIER: Once = Once::new();
-    RETRIER.call_once(|| {
-        thread::Builder::new()
-            .name("memo-alchemy-pg-retry".into())
-            .spawn(retry_forever)
-            .expect("the OS can start memo-alchemy's retry thread");
-    });
-    let mut ops = QUEUE.ops.lock();
-    let seq = QUEUE.next.fetch_add(1, SeqCst);
-    if let Some(all) = ops.iter_mut().find(|op| op.ns == ns && op.what == What::All) {
-        // A pending clear of everything covers this one; it must now run once more.
-        all.seq = seq;
-    } else {
-        if what == What::All {
-            ops.retain(|op| op.ns != ns);
-        }
-        match ops.iter_mut().find(|op| op.ns == ns && op.what == what) {
-            Some(op) => op.seq = seq,
-            None => ops.push(Op { ns: ns.to_owned(), what, seq }),
-        }
+impl Store<String> for Retried {
+    /// The retries are the breaker's probes: they go through while it is open.
+    fn apply(&self, ns: &String, what: &What) -> Result<usize, String> {
+        Postgres::global().run_probe(|c| apply(c, ns, what))
     }
-    QUEUE.len.store(ops.len(), SeqCst);
-    QUEUE.wake.notify_one();
+    fn is_down(&self) -> bool {
+        Postgres::global().is_down()
+    }
+    fn name(&self) -> &'static str {
+        "PostgreSQL"
+    }
 }
 
-/// Whether a clear of `ns`, or an invalidation of a tag `function` may carry, is
-/// pending: its values must not be served.
+/// Whether a pending clear covers `function` (namespace `ns`): then nothing of it is
+/// served from the table.
 #[inline]
 pub(crate) fn blocks(ns: &str, function: &CachedFunction) -> bool {
-    QUEUE.len.load(SeqCst) != 0
-        && QUEUE.ops.lock().iter().any(|op| match &op.what {
-            What::Tags(tags) => function.may_carry(tags),
-            _ => op.ns == ns,
-        })
+    RETRIES.blocks(|scope, what| match what {
+        What::Tags(tags) => function.may_carry(tags),
+        _ => scope == ns,
+    })
 }
 
-/// How many clears wait for PostgreSQL in this process.
+/// How many clears of this process wait for PostgreSQL.
 pub fn pending() -> usize {
-    QUEUE.len.load(SeqCst)
+    RETRIES.pending()
 }
 
-fn retry_forever() {
-    let mut wait = RETRY;
-    loop {
-        {
-            let mut ops = QUEUE.ops.lock();
-            while ops.is_empty() {
-                wait = RETRY;
-                QUEUE.wake.wait(&mut ops);
-            }
-        }
-        thread::sleep(wait);
-        wait = if retry_all() { RETRY } else { (wait * 2).min(RETRY_MAX) };
-    }
-}
-
-/// Tries each pending clear in order; stops at the first that fails while the
-/// database is down. Returns whether every one went through.
-fn retry_all() -> bool {
-    let db = Postgres::global();
-    let snapshot: Vec<(String, What, u64)> =
-        QUEUE.ops.lock().iter().map(|op| (op.ns.clone(), op.what.clone(), op.seq)).collect();
-    let mut all_done = true;
-    for (ns, what, seq) in snapshot {
-        if db.run_probe(|c| apply(c, &ns, &what)).is_err() {
-            all_done = false;
-            if db.is_down() {
-                return false;
-            }
-            continue;
-        }
-        let mut ops = QUEUE.ops.lock();
-        if let Some(i) = ops.iter().position(|op| op.ns == ns && op.what == what && op.seq == seq) {
-            ops.remove(i);
-        }
-        QUEUE.len.store(ops.len(), SeqCst);
-    }
-    all_done
-}
-
-/// Runs a clear now; when PostgreSQL does not take it, keeps it for the retries and
-/// returns the error. Returns the live rows removed.
+/// Applies a clear now; on failure, queues it for retries and says so in the error.
 pub(crate) fn invalidate(ns: &str, what: What) -> Result<usize, String> {
-    let since = QUEUE.next.load(SeqCst);
-    let result = Postgres::global().run(|c| apply(c, ns, &what));
-    settle(ns, what, since, result)
+    let scope = ns.to_owned();
+    RETRIES.run(&Retried, &scope, what.clone(), || Postgres::global().run(|c| apply(c, ns, &what)))
 }
 
 /// [`invalidate`] for `async` callers.
 pub(crate) async fn invalidate_async(ns: &str, what: What) -> Result<usize, String> {
-    let since = QUEUE.next.load(SeqCst);
-    let result = Postgres::global().run_async(|c| apply(c, ns, &what)).await;
-    settle(ns, what, since, result)
+    let scope = ns.to_owned();
+    let applied = what.clone();
+    RETRIES
+        .run_async(&Retried, &scope, what, || Postgres::global().run_async(|c| apply(c, ns, &applied)))
+        .await
 }
 
-fn settle(ns: &str, what: What, since: u64, result: Result<usize, String>) -> Result<usize, String> {
-    match result {
-        Ok(removed) => {
-            if what == What::All && QUEUE.len.load(SeqCst) != 0 {
-                // The clears of `ns` that failed before this one are done with.
-                let mut ops = QUEUE.ops.lock();
-                ops.retain(|op| !(op.ns == ns && op.seq < since));
-                QUEUE.len.store(ops.len(), SeqCst);
-            }
-            Ok(removed)
-        }
-        Err(message) => {
-            defer(ns, what);
-            Err(format!(
-                "{message}; the clear is retried in the background, and this process serves no value of \
-                 the function from PostgreSQL until it goes through"
-            ))
-        }
-    }
-}
-
-/// Carries out one clear.
 async fn apply(c: Session, ns: &str, what: &What) -> Result<usize, tokio_postgres::Error> {
     let sql = &Postgres::global().sql;
     let row = match what {
