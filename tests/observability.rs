@@ -79,10 +79,17 @@ fn scraped_metrics_match_cache_stats() {
     }
     assert_eq!((counted::cache_stats().hits, counted::cache_stats().misses), (3, 3));
     let json = [("function", "observability::shared"), ("backend", "json")];
+    // Other tests of this binary may have called `shared` too: compare with its counts.
+    let stats = shared::cache_stats();
+    assert!(stats.misses >= 2 && stats.hits >= 1, "{stats:?}");
     let lookups = sample(&text, "memo_alchemy_store_seconds_count", &[json[0], json[1], ("op", "get")]);
-    assert_eq!(lookups, Some(3.0), "each call's lookup is one timed round trip");
+    assert_eq!(
+        lookups,
+        Some((stats.hits + stats.misses) as f64),
+        "each call's lookup is one timed round trip"
+    );
     let writes = sample(&text, "memo_alchemy_store_seconds_count", &[json[0], json[1], ("op", "put")]);
-    assert_eq!(writes, Some(2.0), "each miss's write too");
+    assert_eq!(writes, Some(stats.misses as f64), "each miss's write too");
     let memory = [("function", "observability::counted")];
     assert_eq!(sample(&text, "memo_alchemy_store_seconds_count", &memory), None, "no round trip in memory");
 }

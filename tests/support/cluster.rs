@@ -179,9 +179,10 @@ impl Cluster {
     }
 
     /// Moves `slot` with its keys from its primary to another, as a resharding does:
-    /// importing and migrating states, `MIGRATE` in batches, then the new owner.
-    /// `between` runs after the first batch moved, while the slot is split between the two.
-    pub fn migrate_slot(&self, slot: u16, between: impl FnOnce()) -> u16 {
+    /// importing and migrating states, `MIGRATE` one key at a time, then the new
+    /// owner. `between` runs after the first batch moved; returns the new owner's port
+    /// and whether the slot's keys were then split between the two primaries.
+    pub fn migrate_slot(&self, slot: u16, between: impl FnOnce()) -> (u16, bool) {
         let from = self.owner(slot);
         let to = self.primaries().into_iter().find(|n| n.id != from.id).unwrap();
         let (mut src, mut dst) = (self.node(from.port), self.node(to.port));
@@ -191,9 +192,10 @@ impl Cluster {
         set(&mut dst, "IMPORTING", &from.id);
         set(&mut src, "MIGRATING", &to.id);
         let mut between = Some(between);
+        let mut split = false;
         loop {
             let keys: Vec<String> =
-                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(50).query(&mut src).unwrap();
+                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(1).query(&mut src).unwrap();
             if keys.is_empty() {
                 break;
             }
@@ -208,6 +210,9 @@ impl Cluster {
                 .query(&mut src)
                 .unwrap();
             if let Some(f) = between.take() {
+                let left: u64 =
+                    redis::cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot).query(&mut src).unwrap();
+                split = left > 0;
                 f();
             }
         }
@@ -224,7 +229,7 @@ impl Cluster {
                 .arg(&to.id)
                 .query(&mut self.node(node.port));
         }
-        to.port
+        (to.port, split)
     }
 
     /// Fails over the primary of `slot` to its replica (`CLUSTER FAILOVER` on the

@@ -161,6 +161,9 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 
 const POOL_SIZE: usize = 16;
 
+/// How many timeouts a background retry of a clear may take.
+const RETRY_BUDGET: u32 = 20;
+
 impl Redis {
     /// The client for the configured URL, made on first use.
     pub(crate) fn global() -> &'static Redis {
@@ -225,7 +228,7 @@ impl Redis {
     /// Runs `op` on a pooled blocking connection, within the timeout.
     pub(crate) fn run<T>(&self, op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>) -> Result<T, String> {
         self.breaker.admit()?;
-        let result = self.run_blocking(op);
+        let result = self.run_blocking(op, self.timeout);
         self.settle(result)
     }
 
@@ -235,16 +238,31 @@ impl Redis {
         &self,
         op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>,
     ) -> Result<T, String> {
-        let result = self.run_blocking(op);
+        let result = self.run_blocking(op, self.timeout);
         self.settle(result)
     }
 
-    fn run_blocking<T>(&self, op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>) -> Result<T, Failure> {
+    /// [`run_probe`](Redis::run_probe) with [`RETRY_BUDGET`] timeouts: for the background
+    /// retries of clears, which no caller waits for, and some of which (a tag over many
+    /// functions on a cluster) take more round trips than fit in one timeout.
+    pub(crate) fn run_retry<T>(
+        &self,
+        op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>,
+    ) -> Result<T, String> {
+        let result = self.run_blocking(op, self.timeout * RETRY_BUDGET);
+        self.settle(result)
+    }
+
+    fn run_blocking<T>(
+        &self,
+        op: impl FnOnce(&mut SyncIo<'_>) -> RedisResult<T>,
+        budget: Duration,
+    ) -> Result<T, Failure> {
         let started = Instant::now();
         let client = match self.client().map_err(Failure::transport)? {
             Client::Single(client) => client,
             Client::Cluster(_) => {
-                let deadline = started + self.timeout;
+                let deadline = started + budget;
                 // Not in the match: its guard would live through the arms.
                 let shared = self.manager.lock().clone();
                 let io = match shared {
@@ -264,7 +282,7 @@ impl Redis {
             Some(conn) => conn,
             None => client.get_connection_with_timeout(self.connect_timeout)?,
         };
-        let left = self.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+        let left = budget.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
         conn.set_read_timeout(Some(left))?;
         conn.set_write_timeout(Some(left))?;
         let result = op(&mut SyncIo::Single(&mut conn)).map_err(Failure::from);
@@ -290,7 +308,7 @@ impl Redis {
         let primaries = self.run(|io| {
             let nodes: String = block(io.query(redis::cmd("CLUSTER").arg("NODES")))?;
             Ok(primaries(&nodes))
-        })?;
+        })??;
         let timeout = self.timeout;
         let seed = self.url.expose().into_connection_info().map_err(|e| self.url.redact(&e.to_string()))?;
         let mut total = 0;
@@ -448,22 +466,29 @@ impl From<redis::RedisError> for Failure {
     }
 }
 
-/// The `(host, port)` of each primary that `CLUSTER NODES` lists as reachable.
-fn primaries(nodes: &str) -> Vec<(String, u16)> {
-    nodes
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let flags = fields.get(2)?;
-            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
-                return None;
+/// The `(host, port)` of each primary that `CLUSTER NODES` lists; an error naming a
+/// primary that is failing while it still serves slots (its keys cannot be reached).
+fn primaries(nodes: &str) -> Result<Vec<(String, u16)>, String> {
+    let mut found = Vec::new();
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(address), Some(flags)) = (fields.get(1), fields.get(2)) else { continue };
+        if !flags.split(',').any(|f| f == "master") {
+            continue;
+        }
+        // ip:port@cport[,hostname]
+        let Some((host, port)) = address.split('@').next().and_then(|a| a.rsplit_once(':')) else { continue };
+        if flags.contains("fail") {
+            if fields.len() > 8 {
+                return Err(format!("the primary at {host}:{port} is failing: its keys cannot be reached"));
             }
-            // ip:port@cport[,hostname]
-            let address = fields.get(1)?.split('@').next()?;
-            let (host, port) = address.rsplit_once(':')?;
-            Some((host.to_owned(), port.parse().ok()?))
-        })
-        .collect()
+            continue; // replaced by its replica: it serves nothing
+        }
+        if let Ok(port) = port.parse() {
+            found.push((host.to_owned(), port));
+        }
+    }
+    Ok(found)
 }
 
 /// A client of the one server at `url`.

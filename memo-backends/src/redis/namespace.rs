@@ -84,7 +84,17 @@ pub(crate) struct Entry {
 
 impl Namespace {
     pub(crate) fn of(function: &CachedFunction, config: &Config) -> Namespace {
-        let fingerprint = crate::keys::fingerprint(function, config);
+        let policy = function.policy(config);
+        let limit = policy.limit.max();
+        let cluster = !config.redis_cluster_urls().is_empty();
+        let count = shard_count(limit, cluster);
+        let mut fingerprint = crate::keys::fingerprint(function, config);
+        if cluster {
+            // The layout depends on the sub-index count (so on `limit`): processes that
+            // disagree on it use two namespaces, each consistent, never one namespace
+            // with two layouts that each other's clears would miss.
+            fingerprint = fnv1a(format!("{fingerprint:016x}|sub-indexes={count}").as_bytes());
+        }
         let base = format!(
             "{}:{}:{}:{}:{fingerprint:016x}",
             config.key_prefix(),
@@ -92,10 +102,6 @@ impl Namespace {
             function.backend(),
             function.path(),
         );
-        let policy = function.policy(config);
-        let limit = policy.limit.max();
-        let cluster = !config.redis_cluster_urls().is_empty();
-        let count = shard_count(limit, cluster);
         Namespace {
             shards: shard_prefixes(&base, count, cluster),
             limits: (0..count)

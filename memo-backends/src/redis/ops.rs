@@ -243,9 +243,14 @@ async fn invalidate_tags_in(
     let _: i64 = io.invoke(&invocation).await?;
     let mut removed = 0;
     for tag in tags {
-        let mut batch = TAG_BATCH.prepare_invoke();
-        batch.key(ns.tag_draining(shard, tag)).key(ns.epoch(shard)).key(ns.index(shard)).arg(DRAIN_BATCH);
+        let draining = ns.tag_draining(shard, tag);
         loop {
+            let members: Vec<String> = io.query(cmd("SRANDMEMBER").arg(&draining).arg(DRAIN_BATCH)).await?;
+            if members.is_empty() {
+                break;
+            }
+            let mut batch = TAG_BATCH.prepare_invoke();
+            batch.key(&draining).key(ns.epoch(shard)).key(ns.index(shard)).key(&members);
             let (live, left): (u64, u64) = io.invoke(&batch).await?;
             removed += usize::try_from(live).unwrap_or(usize::MAX);
             if left == 0 {
@@ -311,8 +316,9 @@ pub(crate) enum Drained {
 
 /// Removes one batch of a draining index's old entries.
 pub(crate) async fn drain_batch(io: &mut impl Io, draining: &str, epoch: &str) -> RedisResult<Drained> {
+    let members: Vec<String> = io.query(cmd("ZRANGE").arg(draining).arg(0).arg(DRAIN_BATCH - 1)).await?;
     let mut invocation = DRAIN.prepare_invoke();
-    invocation.key(draining).key(epoch).arg(DRAIN_BATCH);
+    invocation.key(draining).key(epoch).key(&members);
     let removed: i64 = io.invoke(&invocation).await?;
     Ok(match removed {
         -1 => Drained::Done,

@@ -43,7 +43,7 @@ struct Retried;
 impl Store<Scope> for Retried {
     /// The retries are the breaker's probes: they go through while it is open.
     fn apply(&self, scope: &Scope, what: &What) -> Result<usize, String> {
-        let applied = Redis::global().run_probe(|io| block(apply(io, &scope.ns, scope.target, what)));
+        let applied = Redis::global().run_retry(|io| block(apply(io, &scope.ns, scope.target, what)));
         if applied.is_ok() && scope.target == Target::Store && *what == What::All {
             super::drain::poke();
         }

@@ -177,29 +177,28 @@ return live
     )
 });
 
-/// KEYS: a draining index, its sub-index's epoch. ARGV: the batch size. Removes one
-/// batch of the index's entries, except those rewritten in the current epoch since the
-/// clear. Returns the entries removed; -1 when this emptied the index (the caller then
-/// removes it from the drains set); -2 when there is no such index (yet: the clear
-/// that listed it may not have renamed its index yet).
+/// KEYS: a draining index, its sub-index's epoch, then some of the index's members
+/// (read by the caller: every key a script touches is declared, so that during a slot
+/// migration Redis answers `TRYAGAIN` rather than letting a script half-run). Removes
+/// those entries, except those rewritten in the current epoch since the clear, and their
+/// members. Returns the entries removed; -1 when the index is now empty (and gone: the
+/// caller then removes it from the drains set); -2 when there is no such index (yet: the
+/// clear that listed it may not have renamed its index yet).
 pub(crate) static DRAIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -2
 end
-local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 local current = 'e' .. (redis.call('GET', KEYS[2]) or '0') .. '|'
 local removed = 0
-for _, key in ipairs(members) do
-  local value = redis.call('GET', key)
+for i = 3, #KEYS do
+  local value = redis.call('GET', KEYS[i])
   if value and string.sub(value, 1, #current) ~= current then
-    redis.call('UNLINK', key)
+    redis.call('UNLINK', KEYS[i])
     removed = removed + 1
   end
-end
-if #members > 0 then
-  redis.call('ZREM', KEYS[1], unpack(members))
+  redis.call('ZREM', KEYS[1], KEYS[i])
 end
 if redis.call('ZCARD', KEYS[1]) == 0 then
   redis.call('UNLINK', KEYS[1])
@@ -240,24 +239,25 @@ return n
     )
 });
 
-/// KEYS: a tag's draining set in one sub-index, the sub-index's epoch and index. ARGV:
-/// the batch size. Removes up to that many of its entries, with their index members;
-/// returns the live entries removed (those whose value carries the current epoch) and
-/// the members left.
+/// KEYS: a tag's draining set in one sub-index, the sub-index's epoch and index, then
+/// some of the set's members (read by the caller: every key is declared, see
+/// [`DRAIN`]). Removes those entries with their index and set members; returns the live
+/// entries removed (those whose value carries the current epoch) and the members left.
 pub(crate) static TAG_BATCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local removed = 0
 local current = 'e' .. (redis.call('GET', KEYS[2]) or '0') .. '|'
-for _, key in ipairs(redis.call('SPOP', KEYS[1], tonumber(ARGV[1]))) do
-  local value = redis.call('GET', key)
+for i = 4, #KEYS do
+  local value = redis.call('GET', KEYS[i])
   if value then
     if string.sub(value, 1, #current) == current then
       removed = removed + 1
     end
-    redis.call('UNLINK', key)
+    redis.call('UNLINK', KEYS[i])
   end
-  redis.call('ZREM', KEYS[3], key)
+  redis.call('ZREM', KEYS[3], KEYS[i])
+  redis.call('SREM', KEYS[1], KEYS[i])
 end
 return {removed, redis.call('SCARD', KEYS[1])}
 ",
