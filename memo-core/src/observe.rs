@@ -105,15 +105,15 @@ fn record(function: &CachedFunction, step: Step, started: Instant) {
 /// before each scrape (or on a timer): the hit path records nothing itself.
 ///
 /// ```
-/// # #[cfg(feature = "metrics")] {
 /// #[memo_alchemy::cache]
 /// fn double(x: u64) -> u64 {
 ///     x * 2
 /// }
 ///
-/// double(1);
-/// memo_core::publish_metrics(); // a no-op without an installed recorder
-/// # }
+/// fn main() {
+///     double(1);
+///     memo_core::publish_metrics(); // a no-op without an installed recorder
+/// }
 /// ```
 #[cfg(feature = "metrics")]
 pub fn publish_metrics() {

@@ -91,12 +91,14 @@ impl HealthReport {
 ///     x * x
 /// }
 ///
-/// square(3);
-/// square(3);
-/// let report = memo_alchemy::health();
-/// let f = report.functions.iter().find(|f| f.path.ends_with("::square")).unwrap();
-/// assert_eq!((f.hits, f.misses, f.hit_rate), (1, 1, Some(0.5)));
-/// println!("{report}");
+/// fn main() {
+///     square(3);
+///     square(3);
+///     let report = memo_alchemy::health();
+///     let f = report.functions.iter().find(|f| f.path.ends_with("::square")).unwrap();
+///     assert_eq!((f.hits, f.misses, f.hit_rate), (1, 1, Some(0.5)));
+///     println!("{report}");
+/// }
 /// ```
 pub fn health() -> HealthReport {
     let mut kinds: Vec<&'static dyn crate::BackendKind> = Vec::new();
