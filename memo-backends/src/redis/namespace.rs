@@ -132,6 +132,16 @@ impl Namespace {
         ns
     }
 
+    /// A namespace found in the store by its keys: `base` with the sub-index prefixes
+    /// `shards` (for the admin clears, which know no function's code).
+    pub(crate) fn found(base: &str, shards: Vec<String>, config: &Config) -> Namespace {
+        let mut ns = Namespace::tags(config);
+        ns.limits = vec![0; shards.len()];
+        ns.shards = shards;
+        ns.base = base.to_owned();
+        ns
+    }
+
     /// Whether one of the function's tag templates can render one of `tags`.
     pub(crate) fn may_carry(&self, tags: &[String]) -> bool {
         memo_core::may_carry(self.templates, tags)
