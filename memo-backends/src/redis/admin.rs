@@ -18,8 +18,8 @@ use super::conn::{block, Io, Redis, SyncIo};
 use super::namespace::{drains, glob_escape, unstamp, untag, Namespace};
 use super::pending::{invalidate, Target, What};
 
-/// The backends whose namespaces can appear in a key.
-const BACKENDS: [&str; 3] = ["json", "pickle", "distributed_memory"];
+/// The backends whose namespaces can appear in a key (postgres: in a row's namespace).
+const BACKENDS: [&str; 4] = ["json", "pickle", "distributed_memory", "postgres"];
 /// What follows a sub-index in its keys (see the key layout in the `namespace` module).
 const SUFFIXES: [&str; 7] = ["k", "i", "g", "e", "tag", "tagv", "tagdrain"];
 /// Keys read per round trip of a scan.
