@@ -80,12 +80,14 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A stored value as JSON: `json` values are JSON already, `pickle` values
-/// self-describing MessagePack. `Err` with a reason when it does not decode.
+/// A stored value as JSON, decoded by the library's own codec: `json` values are JSON
+/// already, `pickle` values self-describing MessagePack in the `MP2` envelope. `Err`
+/// with a reason when it does not decode (a MessagePack map with non-string keys, say).
 pub(crate) fn value(backend: &str, payload: &[u8]) -> Result<serde_json::Value, String> {
+    use memo_backends::redis::{Codec, JsonCodec, PickleCodec};
     match backend {
-        "pickle" => rmp_serde::from_slice::<serde_json::Value>(payload).map_err(|e| e.to_string()),
-        _ => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+        "pickle" => PickleCodec::decode(payload),
+        _ => JsonCodec::decode(payload),
     }
 }
 
@@ -128,7 +130,8 @@ mod tests {
     #[test]
     fn values_decode_by_backend() {
         assert_eq!(value("json", b"[1,2]"), Ok(serde_json::json!([1, 2])));
-        let packed = rmp_serde::to_vec_named(&vec![1u8, 2]).unwrap();
+        use memo_backends::redis::{Codec, PickleCodec};
+        let packed = PickleCodec::encode(&vec![1u8, 2]).unwrap();
         assert_eq!(value("pickle", &packed), Ok(serde_json::json!([1, 2])));
         assert!(value("json", b"{").is_err());
     }

@@ -70,16 +70,17 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false, id = "what")]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["function", "tag", "all"])))]
 struct Flush {
     /// Every entry of the function at PATH (or with that namespace).
-    #[arg(long, value_name = "PATH", group = "what")]
+    #[arg(long, value_name = "PATH")]
     function: Option<String>,
     /// The entries carrying TAG, in every function (repeat for several tags).
-    #[arg(long, value_name = "TAG", group = "what")]
+    #[arg(long, value_name = "TAG")]
     tag: Vec<String>,
     /// Everything under the key prefix.
-    #[arg(long, group = "what")]
+    #[arg(long)]
     all: bool,
     /// Do not ask for confirmation.
     #[arg(long, short)]
@@ -126,7 +127,8 @@ fn configure(choice: StoreChoice) -> Result<Store, CliError> {
     let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty());
     let config = Config::from_vars(|name| {
         std::env::var(name).ok().or_else(|| {
-            matches!(name, "MEMO_REDIS_TIMEOUT_MS" | "MEMO_POSTGRES_TIMEOUT_MS").then(|| TIMEOUT_MS.to_owned())
+            matches!(name, "MEMO_REDIS_TIMEOUT_MS" | "MEMO_POSTGRES_TIMEOUT_MS")
+                .then(|| TIMEOUT_MS.to_owned())
         })
     })?;
     let store = match choice {
@@ -243,9 +245,9 @@ fn keys(store: Store, out: Output, function: &str, search: Option<&str>) -> Resu
         .filter(|k| chosen.iter().any(|f| f.namespace == k.namespace))
         .filter_map(|k| match search {
             None => Some((0, k)),
-            Some(text) => {
-                decode::matches(&k.decoded, text).or_else(|| decode::matches(&k.arguments, text)).map(|r| (r, k))
-            }
+            Some(text) => decode::matches(&k.decoded, text)
+                .or_else(|| decode::matches(&k.arguments, text))
+                .map(|r| (r, k)),
         })
         .collect();
     listed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));

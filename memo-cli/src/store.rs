@@ -197,7 +197,7 @@ impl Store {
                 let arguments = found.name.arguments().unwrap_or_default().to_owned();
                 let backend = found.name.backend.clone();
                 let encoding = match backend.as_str() {
-                    "pickle" => "messagepack (rmp-serde, named)",
+                    "pickle" => "pickle: MessagePack (rmp-serde, named) in the MP2 envelope",
                     _ => "json",
                 };
                 let stamped = if found.written_ms.is_some() { ", stamped with its write time" } else { "" };
