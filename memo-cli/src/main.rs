@@ -259,8 +259,10 @@ fn keys(store: Store, out: Output, function: &str, search: Option<&str>) -> Resu
         println!("No entry of {function}{}.", search.map(|s| format!(" matching {s:?}")).unwrap_or_default());
         return Ok(());
     }
+    let width = listed.iter().map(|(_, k)| k.decoded.chars().count()).max().unwrap_or(0).max(9);
+    println!("{:<width$}  {:>9}  KEY", "ARGUMENTS", "SIZE");
     for (_, k) in &listed {
-        println!("{}  ({})  {}", k.decoded, human_bytes(k.bytes), k.key);
+        println!("{:<width$}  {:>9}  {}", k.decoded, human_bytes(k.bytes), k.key);
     }
     Ok(())
 }
@@ -373,15 +375,15 @@ fn stats(store: Store, out: Output) -> Result<(), CliError> {
         return out.print_json(&stats);
     }
     let get = |k: &str| stats.get(k).cloned().unwrap_or(Value::Null);
-    println!("store:      {}", get("location").as_str().unwrap_or(""));
-    println!("prefix:     {}", get("prefix").as_str().unwrap_or(""));
-    println!("functions:  {}", get("functions"));
-    println!("entries:    {}", get("entries"));
-    println!("size:       {}", human_bytes(get("bytes").as_u64().unwrap_or(0)));
+    println!("store:        {}", get("location").as_str().unwrap_or(""));
+    println!("prefix:       {}", get("prefix").as_str().unwrap_or(""));
+    println!("functions:    {}", get("functions"));
+    println!("entries:      {}", get("entries"));
+    println!("size:         {}", human_bytes(get("bytes").as_u64().unwrap_or(0)));
     if let Some(Value::Object(backends)) = stats.get("backends") {
         for (name, b) in backends {
             println!(
-                "  {name:<18} {} functions, {} entries, {}",
+                "  {name:<12}{} functions, {} entries, {}",
                 b["functions"],
                 b["entries"],
                 human_bytes(b["bytes"].as_u64().unwrap_or(0))
@@ -390,7 +392,7 @@ fn stats(store: Store, out: Output) -> Result<(), CliError> {
     }
     if let Some(Value::Object(other)) = stats.get("store_keys") {
         for (name, n) in other {
-            println!("{:<11} {n}", format!("{name}:"));
+            println!("{:<14}{n}", format!("{name}:"));
         }
     }
     Ok(())

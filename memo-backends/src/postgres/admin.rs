@@ -70,9 +70,8 @@ pub fn functions() -> Result<Vec<StoredFunction>, Error> {
         table("memo_entries")
     );
     let prefix = prefix();
-    let rows = db
-        .run(|c| async move { c.query(&sql, &[&prefix]).await })
-        .map_err(|m| db.error("functions", m))?;
+    let rows =
+        db.run(|c| async move { c.query(&sql, &[&prefix]).await }).map_err(|m| db.error("functions", m))?;
     Ok(rows
         .iter()
         .map(|r| StoredFunction {
@@ -92,8 +91,7 @@ pub fn entries() -> Result<Vec<StoredEntry>, Error> {
         table("memo_entries")
     );
     let prefix = prefix();
-    let rows =
-        db.run(|c| async move { c.query(&sql, &[&prefix]).await }).map_err(|m| db.error("keys", m))?;
+    let rows = db.run(|c| async move { c.query(&sql, &[&prefix]).await }).map_err(|m| db.error("keys", m))?;
     Ok(rows
         .iter()
         .map(|r| StoredEntry {
@@ -116,9 +114,8 @@ pub fn inspect(namespace: &str, key: &str) -> Result<Option<Inspected>, Error> {
         table("memo_entries")
     );
     let (ns, k) = (namespace.to_owned(), key.to_owned());
-    let row = db
-        .run(|c| async move { c.query_opt(&sql, &[&ns, &k]).await })
-        .map_err(|m| db.error("inspect", m))?;
+    let row =
+        db.run(|c| async move { c.query_opt(&sql, &[&ns, &k]).await }).map_err(|m| db.error("inspect", m))?;
     Ok(row.map(|r| Inspected {
         entry: StoredEntry {
             namespace: namespace.to_owned(),
@@ -156,7 +153,8 @@ pub fn counts() -> Result<Counts, Error> {
         t = table("memo_tag_versions"),
     );
     let prefix = prefix();
-    let row = db.run(|c| async move { c.query_one(&sql, &[&prefix]).await }).map_err(|m| db.error("stats", m))?;
+    let row =
+        db.run(|c| async move { c.query_one(&sql, &[&prefix]).await }).map_err(|m| db.error("stats", m))?;
     let n = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
     Ok(Counts { rows: n(0), generations: n(1), tag_versions: n(2) })
 }
