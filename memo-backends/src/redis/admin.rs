@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use redis::{cmd, ConnectionLike, RedisResult};
 
 use super::conn::{block, Io, Redis, SyncIo};
-use super::namespace::{drains, glob_escape, unstamp, untag, Namespace};
+use super::namespace::{drains, glob_escape, shard_prefixes, unstamp, untag, Namespace, MAX_SHARDS};
 use super::pending::{invalidate, Target, What};
 
 /// The backends whose namespaces can appear in a key (postgres: in a row's namespace).
@@ -91,7 +91,8 @@ pub struct StoredFunction {
     pub backend: String,
     /// Its path.
     pub path: String,
-    /// The sub-indexes that hold any of its keys.
+    /// Its sub-indexes: on a cluster every one its sub-index count gives, whether it
+    /// holds keys or not (see the `Namespace` layout).
     pub sub_indexes: Vec<String>,
     /// Its live entries: those whose value carries its sub-index's current epoch.
     pub entries: u64,
@@ -194,9 +195,33 @@ pub fn scan(progress: &(dyn Fn(u64) + Sync)) -> Result<Scan, Error> {
     all.functions = functions.into_values().collect();
     for f in &mut all.functions {
         f.sub_indexes.sort();
+        if redis.is_cluster() {
+            f.sub_indexes = every_sub_index(&f.namespace, f.sub_indexes.clone());
+        }
     }
     all.entries.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(all)
+}
+
+/// Every sub-index of a namespace on a cluster, from those `found` holding keys: those
+/// of each sub-index count whose hash tags include every one found (a function's count
+/// follows from its `limit`, which the store does not hold; almost always one count
+/// fits, and if several do, clearing them all is safe). A clear must reach the empty
+/// sub-indexes too, where a fill that began before it could otherwise store. `found`
+/// itself when no count fits (keys written by another layout).
+fn every_sub_index(namespace: &str, found: Vec<String>) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for count in 1..=MAX_SHARDS {
+        let prefixes = shard_prefixes(namespace, count, true);
+        if found.iter().all(|s| prefixes.contains(s)) {
+            all.extend(prefixes.into_iter().filter(|p| !all.contains(p)).collect::<Vec<_>>());
+        }
+    }
+    if all.is_empty() {
+        found
+    } else {
+        all
+    }
 }
 
 /// The keys of one server under `pattern`, by sub-index.

@@ -250,7 +250,7 @@ fn shard_count(limit: Option<usize>, cluster: bool) -> usize {
 /// single server (one sub-index); on a cluster each with a hash tag, the `i`-th chosen
 /// to fall in the `i`-th of `count` equal ranges of hash slots, so that the sub-indexes
 /// spread over the primaries as evenly as the slots do.
-fn shard_prefixes(base: &str, count: usize, cluster: bool) -> Vec<String> {
+pub(crate) fn shard_prefixes(base: &str, count: usize, cluster: bool) -> Vec<String> {
     if !cluster {
         return vec![base.to_owned()];
     }

@@ -28,7 +28,8 @@ pub fn profile(id: u64, name: String) -> Profile {
     Profile { id, admin: id == 1, name }
 }
 
-#[cache(backend = "pickle", tags = ["team:{team}"])]
+/// No `limit`: on a cluster, its entries spread over 16 sub-indexes.
+#[cache(backend = "pickle", tags = ["team:{team}"], limit = -1)]
 pub fn roster(team: u64) -> Vec<String> {
     vec![format!("player-{team}-a"), format!("player-{team}-b")]
 }
