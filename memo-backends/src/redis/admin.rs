@@ -396,3 +396,29 @@ pub fn clear(function: &StoredFunction) -> Result<usize, Error> {
 pub fn drain() {
     super::drain::drain_all(&drains(Config::global()));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_read_by_their_layout() {
+        let strict =
+            parse_key("memo", "memo:_:json:app::geo::population:00112233445566ff:k:city=05:year=e80f")
+                .expect("an entry key");
+        assert_eq!(strict.namespace, "memo:_:json:app::geo::population:00112233445566ff");
+        assert_eq!((strict.backend.as_str(), strict.path.as_str()), ("json", "app::geo::population"));
+        assert_eq!(strict.sub_index, strict.namespace);
+        assert_eq!(strict.arguments(), Some("city=05:year=e80f"));
+
+        let sharded =
+            parse_key("my:app", "my:app:v2:pickle:m::f:0123456789abcdef:{7f3a}:i").expect("an index");
+        assert_eq!(sharded.namespace, "my:app:v2:pickle:m::f:0123456789abcdef");
+        assert_eq!(sharded.sub_index, "my:app:v2:pickle:m::f:0123456789abcdef:{7f3a}");
+        assert_eq!((sharded.suffix.as_str(), sharded.arguments()), ("i", None));
+
+        assert_eq!(parse_key("memo", "memo:__memo:tagged"), None);
+        assert_eq!(parse_key("memo", "memos:_:json:f:0123456789abcdef:i"), None);
+        assert_eq!(parse_key("memo", "memo:something:else"), None);
+    }
+}
