@@ -223,7 +223,7 @@ fn functions(store: Store, out: Output) -> Result<(), CliError> {
     let width = found.iter().map(|f| f.path.len()).max().unwrap_or(0).max(8);
     println!("{:<width$}  {:<18}  {:>8}  {:>9}  TAGS", "FUNCTION", "BACKEND", "ENTRIES", "SIZE");
     for f in &found {
-        println!(
+        let line = format!(
             "{:<width$}  {:<18}  {:>8}  {:>9}  {}",
             f.path,
             f.backend,
@@ -231,6 +231,7 @@ fn functions(store: Store, out: Output) -> Result<(), CliError> {
             human_bytes(f.bytes),
             f.tags.join(" ")
         );
+        println!("{}", line.trim_end());
     }
     Ok(())
 }
