@@ -9,6 +9,7 @@
 //! `memo_write` function, which checks them, upserts the row and evicts past `limit`,
 //! atomically under a per-function advisory lock.
 
+pub mod admin;
 mod blocking;
 mod cleanup;
 mod conn;

@@ -58,7 +58,7 @@ const ABSENT_FOR: Duration = Duration::from_secs(600);
 
 /// Drains every listed index, until none is left (but those not yet renamed by their
 /// clear) or Redis fails.
-fn drain_all(drains: &str) {
+pub(crate) fn drain_all(drains: &str) {
     let redis = Redis::global();
     loop {
         let Ok(listed) = redis.run(|io| block(ops::some_draining(io, drains))) else { return };

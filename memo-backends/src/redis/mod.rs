@@ -9,6 +9,7 @@
 //! Redis fails, the call computes directly, within the configured timeout; after
 //! repeated failures a circuit breaker skips Redis for a cool-down.
 
+pub mod admin;
 mod bus;
 mod codec;
 mod conn;

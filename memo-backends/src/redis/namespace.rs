@@ -138,6 +138,16 @@ impl Namespace {
         ns
     }
 
+    /// A namespace found in the store by its keys: `base` with the sub-index prefixes
+    /// `shards` (for the admin clears, which know no function's code).
+    pub(crate) fn found(base: &str, shards: Vec<String>, config: &Config) -> Namespace {
+        let mut ns = Namespace::tags(config);
+        ns.limits = vec![0; shards.len()];
+        ns.shards = shards;
+        ns.base = base.to_owned();
+        ns
+    }
+
     /// Whether one of the function's tag templates can render one of `tags`.
     pub(crate) fn may_carry(&self, tags: &[String]) -> bool {
         memo_core::may_carry(self.templates, tags)
@@ -246,7 +256,7 @@ fn shard_count(limit: Option<usize>, cluster: bool) -> usize {
 /// single server (one sub-index); on a cluster each with a hash tag, the `i`-th chosen
 /// to fall in the `i`-th of `count` equal ranges of hash slots, so that the sub-indexes
 /// spread over the primaries as evenly as the slots do.
-fn shard_prefixes(base: &str, count: usize, cluster: bool) -> Vec<String> {
+pub(crate) fn shard_prefixes(base: &str, count: usize, cluster: bool) -> Vec<String> {
     if !cluster {
         return vec![base.to_owned()];
     }
