@@ -18,11 +18,14 @@ mod breaker;
 mod keys;
 mod lru;
 mod memory;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod park;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod read_mostly;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "redis", feature = "postgres"))]
 mod retries;
 mod second_chance;
 mod sketch;

@@ -14,8 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
@@ -157,7 +156,13 @@ impl Postgres {
         F: Future<Output = Result<T, tokio_postgres::Error>>,
     {
         if tokio::runtime::Handle::try_current().is_ok() {
-            return block_on(Deadline::new(self.timeout, self.exec(op)));
+            // The `Deadline` bounds it; the park's own deadline is a backstop.
+            let parked = crate::park::park_until(
+                Deadline::new(self.timeout, self.exec(op)),
+                Instant::now() + 2 * self.timeout,
+            );
+            return parked
+                .unwrap_or_else(|| Err(Failure::transport("no answer from PostgreSQL in time".into())));
         }
         let pool =
             self.blocking.as_ref().map_err(|e| Failure::transport(format!("invalid PostgreSQL URL: {e}")))?;
@@ -343,31 +348,5 @@ impl<T, F: Future<Output = Result<T, Failure>>> Future for Deadline<F> {
             ))));
         }
         self.inner.as_mut().poll(cx)
-    }
-}
-
-/// Wakes a thread parked in [`block_on`].
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Polls `future` on this thread until it is done, parking in between. A
-/// [`Deadline`] bounds it; the park is bounded too, in case a wake-up is lost.
-fn block_on<T>(future: impl Future<Output = T>) -> T {
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-            return value;
-        }
-        thread::park_timeout(Duration::from_millis(50));
     }
 }

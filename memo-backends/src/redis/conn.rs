@@ -66,30 +66,14 @@ impl Io for SyncIo<'_> {
 /// that waits on the work of the library's runtime (the cluster connection's driver),
 /// whose context it enters, so that it works inside or outside any caller's runtime.
 fn wait_until<T>(future: impl Future<Output = RedisResult<T>>, deadline: Instant) -> RedisResult<T> {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark();
-        }
-    }
     // The cluster client's futures set timers: they register with the library's runtime
     // (whose thread drives them), not with any runtime the caller may be in.
     let _context = RUNTIME.enter();
-    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
-    let mut context = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(result) = future.as_mut().poll(&mut context) {
-            return result;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            let timeout =
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer from the Redis Cluster in time");
-            return Err(timeout.into());
-        }
-        std::thread::park_timeout(left);
-    }
+    crate::park::park_until(future, deadline).unwrap_or_else(|| {
+        let timeout =
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer from the Redis Cluster in time");
+        Err(timeout.into())
+    })
 }
 
 /// The shared async connection: to one server (reconnecting by itself) or a cluster.
