@@ -10,6 +10,7 @@
 //! already keep, when an exporter is about to be scraped.
 
 use std::future::Future;
+#[cfg(feature = "metrics")]
 use std::time::Instant;
 
 use tracing::{Instrument, Span};
@@ -41,40 +42,50 @@ impl Step {
 /// for a round trip, each with the function's path, its backend and (for OpenTelemetry
 /// subscribers, which name spans after it) `otel.name`, such as `app::profile get`.
 pub(crate) fn span(function: &CachedFunction, step: Step) -> Span {
+    // The fields (and `otel.name`'s allocation) are evaluated only when a subscriber
+    // wants the span: without one, a miss pays nothing here but the check.
     let (path, backend) = (function.path(), function.backend());
-    let otel = format!("{path} {}", step.name());
     match step {
-        Step::Body => tracing::info_span!("memo_alchemy.miss", function = path, backend, "otel.name" = otel),
+        Step::Body => tracing::info_span!(
+            "memo_alchemy.miss",
+            function = path,
+            backend,
+            "otel.name" = format!("{path} {}", step.name())
+        ),
         Step::Get | Step::Put => tracing::info_span!(
             "memo_alchemy.store",
             function = path,
             backend,
             op = step.name(),
-            "otel.name" = otel
+            "otel.name" = format!("{path} {}", step.name())
         ),
     }
 }
 
 /// Runs `f` as `step` of `function`: in its span, timed into its histogram.
 pub(crate) fn observed<T>(function: &CachedFunction, step: Step, f: impl FnOnce() -> T) -> T {
+    #[cfg(feature = "metrics")]
     let started = Instant::now();
     let result = span(function, step).in_scope(f);
+    #[cfg(feature = "metrics")]
     record(function, step, started);
     result
 }
 
 /// [`observed`] for a future: the span is entered on each poll.
 pub(crate) async fn observed_async<F: Future>(function: &CachedFunction, step: Step, future: F) -> F::Output {
+    #[cfg(feature = "metrics")]
     let started = Instant::now();
     let output = future.instrument(span(function, step)).await;
+    #[cfg(feature = "metrics")]
     record(function, step, started);
     output
 }
 
-/// Records the time since `started` in `step`'s histogram (`metrics` feature).
-#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+/// Records the time since `started` in `step`'s histogram (without the `metrics`
+/// feature, nothing is timed).
+#[cfg(feature = "metrics")]
 fn record(function: &CachedFunction, step: Step, started: Instant) {
-    #[cfg(feature = "metrics")]
     {
         let seconds = started.elapsed().as_secs_f64();
         let (path, backend) = (function.path().to_owned(), function.backend());
