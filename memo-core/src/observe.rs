@@ -86,23 +86,21 @@ pub(crate) async fn observed_async<F: Future>(function: &CachedFunction, step: S
 /// feature, nothing is timed).
 #[cfg(feature = "metrics")]
 fn record(function: &CachedFunction, step: Step, started: Instant) {
-    {
-        let seconds = started.elapsed().as_secs_f64();
-        let (path, backend) = (function.path().to_owned(), function.backend());
-        match step {
-            Step::Body => {
-                metrics::histogram!("memo_alchemy_body_seconds", "function" => path, "backend" => backend)
-                    .record(seconds);
-            }
-            Step::Get | Step::Put => {
-                metrics::histogram!(
-                    "memo_alchemy_store_seconds",
-                    "function" => path,
-                    "backend" => backend,
-                    "op" => step.name()
-                )
+    let seconds = started.elapsed().as_secs_f64();
+    let (path, backend) = (function.path().to_owned(), function.backend());
+    match step {
+        Step::Body => {
+            metrics::histogram!("memo_alchemy_body_seconds", "function" => path, "backend" => backend)
                 .record(seconds);
-            }
+        }
+        Step::Get | Step::Put => {
+            metrics::histogram!(
+                "memo_alchemy_store_seconds",
+                "function" => path,
+                "backend" => backend,
+                "op" => step.name()
+            )
+            .record(seconds);
         }
     }
 }
