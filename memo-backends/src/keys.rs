@@ -8,7 +8,7 @@ use serde::Serialize;
 /// The fingerprint of what a function's stored values depend on: its signature as
 /// written, strictness, `version`, tags and whether values carry their write time. A
 /// change to any of them starts a new namespace, whose old entries are never read.
-pub(crate) fn fingerprint(function: &CachedFunction, config: &Config) -> u64 {
+pub(crate) fn fingerprint(function: &'static CachedFunction, config: &Config) -> u64 {
     let mut identity = format!("{}|strict={}", function.signature(), function.is_strict());
     if function.version() != 0 {
         // Version 0 keeps the keys written before versions existed.

@@ -40,6 +40,19 @@ impl<V, T> Lookup<V, T> {
     }
 }
 
+/// What a shared store tells the leader of a miss in this process before it runs the
+/// body, under `single_flight = "global"` (see [`Backend::lead`]).
+#[derive(Debug)]
+pub enum Lead<V> {
+    /// Compute: the ticket now carries this process's lease on the key, and the store
+    /// writes the value back only while the lease is still this process's.
+    Run,
+    /// Another process computed the value while this one waited for its lease.
+    Value(V),
+    /// Another process holds the lease (only for a lead that does not wait).
+    Busy,
+}
+
 /// Counts a store keeps and reports through [`Backend::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -311,6 +324,51 @@ pub trait Backend<K: Send + Sync + 'static, V: Send + Sync + 'static>: Send + Sy
     /// # Errors
     /// When the store cannot be reached.
     fn reserve(&self, key: &K) -> Result<Self::Ticket, Error>;
+
+    /// Before the leader of a miss in this process runs the body: with
+    /// `single_flight = "global"`, a shared store takes a lease on `key` for this
+    /// process (recorded in `ticket`, which [`put`](Backend::put) then checks: a value
+    /// whose lease was taken over, or that a clear or a tag invalidation overtook, is
+    /// not stored), or waits while another process holds it, for its value, until the
+    /// lease runs out. With `wait = false` (a background refresh), a held lease is
+    /// [`Lead::Busy`] at once. The default, for stores private to a process, is
+    /// [`Lead::Run`].
+    ///
+    /// # Errors
+    /// When the store cannot be reached; the caller then computes.
+    fn lead(&self, key: &K, ticket: &mut Self::Ticket, wait: bool) -> Result<Lead<V>, Error> {
+        let _ = (key, ticket, wait);
+        Ok(Lead::Run)
+    }
+
+    /// Gives up the lease a [`lead`](Backend::lead) took, when the body failed and
+    /// nothing will be stored, so that other processes need not wait it out.
+    ///
+    /// # Errors
+    /// When the store cannot be reached (the lease then runs out by itself).
+    fn release(&self, key: &K, ticket: &Self::Ticket) -> Result<(), Error> {
+        let _ = (key, ticket);
+        Ok(())
+    }
+
+    /// [`lead`](Backend::lead) for `async` callers.
+    fn lead_async<'a>(
+        &'a self,
+        key: &'a K,
+        ticket: &'a mut Self::Ticket,
+        wait: bool,
+    ) -> impl Future<Output = Result<Lead<V>, Error>> + Send + 'a {
+        ready(self.lead(key, ticket, wait))
+    }
+
+    /// [`release`](Backend::release) for `async` callers.
+    fn release_async<'a>(
+        &'a self,
+        key: &'a K,
+        ticket: &'a Self::Ticket,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
+        ready(self.release(key, ticket))
+    }
 
     /// Removes the entry of `key`, so that no fill that began before stores it again;
     /// returns whether a live one was there. The default clears everything, which is

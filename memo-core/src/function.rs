@@ -19,6 +19,8 @@ pub struct CachedFunction {
     decl: Decl,
     path: OnceLock<Box<str>>,
     opened: OnceLock<Opened>,
+    /// The body's run time, for `refresh = "early"`.
+    body: crate::BodyTime,
     /// Handles of further instantiations: a method of a generic `impl` has one per
     /// concrete `Self`; rare, so a lock is fine.
     more: RwLock<Vec<Opened>>,
@@ -47,6 +49,13 @@ pub struct Decl {
     pub stale: u32,
     /// `refresh`, in seconds (0: off).
     pub refresh: u32,
+    /// `refresh = "early"`.
+    pub early_refresh: bool,
+    /// `single_flight = "global"`: the lease, in seconds (0: single-flight within the
+    /// process only).
+    pub lease: u32,
+    /// `local = N`: the entries of the memory tier in front of a shared store (0: none).
+    pub local: u32,
     /// `version`: part of the key, so that entries of other versions are never read.
     pub version: u32,
     pub key_prefix: Option<&'static str>,
@@ -107,7 +116,13 @@ pub trait CacheControl: Send + Sync {
 impl CachedFunction {
     #[doc(hidden)]
     pub const fn __new(decl: Decl) -> CachedFunction {
-        CachedFunction { decl, path: OnceLock::new(), opened: OnceLock::new(), more: RwLock::new(Vec::new()) }
+        CachedFunction {
+            decl,
+            path: OnceLock::new(),
+            opened: OnceLock::new(),
+            body: crate::BodyTime::new(),
+            more: RwLock::new(Vec::new()),
+        }
     }
 
     /// The function's full path: `crate::module::name`, or
@@ -173,14 +188,36 @@ impl CachedFunction {
     }
 
     /// The function's `limit` and `expire`: the attribute's, else `config`'s defaults.
-    pub fn policy(&self, config: &Config) -> Policy {
+    pub fn policy(&'static self, config: &Config) -> Policy {
         Policy {
+            early: self.decl.early_refresh.then_some(&self.body),
             limit: self.decl.limit.unwrap_or(config.default_limit()),
             expire: self.decl.expire.unwrap_or(config.default_expire()),
             expire_jitter: self.decl.expire_jitter.unwrap_or(config.default_expire_jitter()),
             stale_ms: u64::from(self.decl.stale) * 1000,
             refresh_ms: u64::from(self.decl.refresh) * 1000,
         }
+    }
+
+    /// Whether the function has `refresh = "early"`.
+    pub fn refreshes_early(&self) -> bool {
+        self.decl.early_refresh
+    }
+
+    /// The body's measured run time (measured only with `refresh = "early"`).
+    pub fn body_time(&self) -> &crate::BodyTime {
+        &self.body
+    }
+
+    /// With `single_flight = "global"`, how long a process's claim on computing a key
+    /// (its lease) lasts: others wait for its value that long at most.
+    pub fn global_lease(&self) -> Option<std::time::Duration> {
+        (self.decl.lease != 0).then(|| std::time::Duration::from_secs(u64::from(self.decl.lease)))
+    }
+
+    /// With `local = N`, the most entries of the memory tier in front of the shared store.
+    pub fn local_tier(&self) -> Option<usize> {
+        (self.decl.local != 0).then_some(self.decl.local as usize)
     }
 
     /// `version` from the attribute (0 when it set none): part of the key in shared

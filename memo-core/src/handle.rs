@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::backend::{Backend, Fill, Lookup};
+use crate::backend::{Backend, Fill, Lead, Lookup};
 use crate::flight::{Flight, Flights, Outcome, Role};
 use crate::key::{KeyRef, OwnedKey, Selector, StrictKeys};
 use crate::mode::Mode;
@@ -259,10 +259,23 @@ where
                 Err(err) => self.report(&err),
             }
         }
+        // Across processes (`single_flight = "global"`): take the key's lease, or wait
+        // for the value of the process that holds it.
+        match X::lead(store, &key, &mut ticket).await {
+            Ok(Lead::Run | Lead::Busy) => {}
+            Ok(Lead::Value(v)) => {
+                leader.publish(&v);
+                return M::join(v);
+            }
+            Err(err) => self.report(&err),
+        }
         let value = match self.run::<R, M>(body, discard, fallback.is_some()).await {
             Ran::Value(value) => value,
             failed => {
                 leader.fail();
+                if let Err(err) = X::release(store, &key, &ticket).await {
+                    self.report(&err);
+                }
                 return self.fall_back::<R, M, X>(store, &key, fallback, failed).await;
             }
         };
@@ -292,7 +305,7 @@ where
         discard: fn(&R) -> bool,
         catch: bool,
     ) -> Ran<V, R> {
-        let body = observed_async(self.function, Step::Body, body);
+        let body = timed(self.function, observed_async(self.function, Step::Body, body));
         let ret = if catch {
             match CatchUnwind(Box::pin(body)).await {
                 Ok(ret) => ret,
@@ -404,6 +417,16 @@ trait Exec<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static, B: Backen
         value: V,
         fill: Fill<'a, B::Ticket>,
     ) -> impl Future<Output = Result<(), Error>> + Send + 'a;
+    fn lead<'a>(
+        store: &'a B,
+        key: &'a K,
+        ticket: &'a mut B::Ticket,
+    ) -> impl Future<Output = Result<Lead<V>, Error>> + Send + 'a;
+    fn release<'a>(
+        store: &'a B,
+        key: &'a K,
+        ticket: &'a B::Ticket,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a;
 }
 
 /// Blocking callers: the thread waits; the store's blocking methods.
@@ -429,6 +452,20 @@ impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static, B: Backend<K, V
     ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
         ready(store.put(key, value, fill))
     }
+    fn lead<'a>(
+        store: &'a B,
+        key: &'a K,
+        ticket: &'a mut B::Ticket,
+    ) -> impl Future<Output = Result<Lead<V>, Error>> + Send + 'a {
+        ready(store.lead(key, ticket, true))
+    }
+    fn release<'a>(
+        store: &'a B,
+        key: &'a K,
+        ticket: &'a B::Ticket,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
+        ready(store.release(key, ticket))
+    }
 }
 
 /// `async` callers: the future waits; the store's `*_async` methods.
@@ -452,6 +489,31 @@ impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static, B: Backend<K, V
     ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
         store.put_async(key, value, fill)
     }
+    fn lead<'a>(
+        store: &'a B,
+        key: &'a K,
+        ticket: &'a mut B::Ticket,
+    ) -> impl Future<Output = Result<Lead<V>, Error>> + Send + 'a {
+        store.lead_async(key, ticket, true)
+    }
+    fn release<'a>(
+        store: &'a B,
+        key: &'a K,
+        ticket: &'a B::Ticket,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
+        store.release_async(key, ticket)
+    }
+}
+
+/// `body`, whose run time is recorded for `refresh = "early"` (see [`BodyTime`](crate::BodyTime)).
+pub(crate) async fn timed<R>(function: &'static CachedFunction, body: impl Future<Output = R>) -> R {
+    if !function.refreshes_early() {
+        return body.await;
+    }
+    let started = std::time::Instant::now();
+    let ret = body.await;
+    function.body_time().record(started.elapsed());
+    ret
 }
 
 /// A future that turns a panic while polling into an `Err`.

@@ -7,6 +7,7 @@
 mod backend;
 mod clock;
 mod config;
+mod early;
 mod entry;
 mod error;
 mod flight;
@@ -23,13 +24,14 @@ mod stats;
 mod status;
 mod tags;
 
-pub use backend::{Backend, BackendKind, Fill, Lookup, StoreFor, StoreStats};
+pub use backend::{Backend, BackendKind, Fill, Lead, Lookup, StoreFor, StoreStats};
 pub use clock::{coarse_now_ms, now_ms};
 pub use config::{
     Config, ConfigBuilder, PostgresUrl, RedisUrl, DEFAULT_BREAKER_COOLDOWN, DEFAULT_BREAKER_FAILURES,
     DEFAULT_EXPIRE, DEFAULT_KEY_PREFIX, DEFAULT_LIMIT, DEFAULT_POSTGRES_POOL_SIZE, DEFAULT_POSTGRES_SCHEMA,
     DEFAULT_POSTGRES_TIMEOUT, DEFAULT_POSTGRES_URL, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL,
 };
+pub use early::BodyTime;
 pub use entry::{AsyncEntry, Entry};
 pub use error::Error;
 pub use function::{CacheControl, CachedFunction};

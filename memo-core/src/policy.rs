@@ -156,6 +156,10 @@ pub struct Policy {
     /// `refresh`: the age, in ms, past which a hit recomputes the entry in the
     /// background; 0 for never.
     pub refresh_ms: u64,
+    /// `refresh = "early"`: the function's body time, by which a hit recomputes an
+    /// entry early with a probability that rises as its expiry nears (see
+    /// [`BodyTime::due`](crate::BodyTime::due)); `None` otherwise.
+    pub early: Option<&'static crate::BodyTime>,
 }
 
 /// How fresh a stored value is, for `stale` and `refresh` (see [`Policy::freshness`]).
@@ -173,7 +177,7 @@ pub enum Freshness {
 impl Policy {
     /// A policy with no `expire_jitter`, `stale` or `refresh`.
     pub fn new(limit: Limit, expire: Expire) -> Policy {
-        Policy { limit, expire, expire_jitter: 0, stale_ms: 0, refresh_ms: 0 }
+        Policy { limit, expire, expire_jitter: 0, stale_ms: 0, refresh_ms: 0, early: None }
     }
 
     /// How long a store keeps the entry whose key hashes to `hash`, in ms: its lifetime,
@@ -189,12 +193,12 @@ impl Policy {
 
     /// Whether `stale` or `refresh` asks stores to tell how fresh each value is.
     pub fn tracks_freshness(&self) -> bool {
-        self.stale_ms != 0 || self.refresh_ms != 0
+        self.stale_ms != 0 || self.refresh_ms != 0 || self.early.is_some()
     }
 
     /// How fresh the value of the entry whose key hashes to `hash`, written at
     /// `written_ms`, is at `now_ms` (all by the same clock). Without an expiry, only
-    /// `refresh` applies.
+    /// `refresh = N` applies; `refresh = "early"` needs one.
     ///
     /// ```
     /// use std::time::Duration;
@@ -210,6 +214,7 @@ impl Policy {
         match self.lifetime_ms(hash) {
             Some(lifetime) if age >= lifetime => Freshness::Stale,
             _ if self.refresh_ms != 0 && age >= self.refresh_ms => Freshness::Refresh,
+            Some(lifetime) if self.early.is_some_and(|body| body.due(lifetime - age)) => Freshness::Refresh,
             _ => Freshness::Fresh,
         }
     }

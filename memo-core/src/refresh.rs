@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use parking_lot::Mutex;
 use std::thread;
 
-use crate::backend::{Backend, Fill, Lookup};
+use crate::backend::{Backend, Fill, Lead, Lookup};
 use crate::flight::{Leader, Role};
 use crate::handle::{split, CatchUnwind, Miss};
 use crate::key::OwnedKey;
@@ -147,10 +147,15 @@ where
                 return; // being computed by a miss
             };
             let found = store.get(&OwnedKey(&claim.key));
-            let Some(due) = self.still_due(found, claim.key.clone(), leader) else { return };
+            let Some(mut due) = self.still_due(found, claim.key.clone(), leader) else { return };
+            let lead = store.lead(&due.key, &mut due.ticket, false);
+            let Some(due) = self.may_refresh(lead, due) else { return };
+            let started = std::time::Instant::now();
             let ran = catch_unwind(AssertUnwindSafe(|| compute(due.key.clone())));
+            self.timed(started);
             let Some(value) = self.refreshed::<R, M>(ran, discard) else {
                 due.leader.fail();
+                self.released(store.release(&due.key, &due.ticket));
                 return;
             };
             let fill = Fill::new(&self.generation, due.leader.generation(), due.ticket);
@@ -184,10 +189,15 @@ where
                 return;
             };
             let found = store.get_async(&OwnedKey(&claim.key)).await;
-            let Some(due) = self.still_due(found, claim.key.clone(), leader) else { return };
+            let Some(mut due) = self.still_due(found, claim.key.clone(), leader) else { return };
+            let lead = store.lead_async(&due.key, &mut due.ticket, false).await;
+            let Some(due) = self.may_refresh(lead, due) else { return };
+            let started = std::time::Instant::now();
             let ran = CatchUnwind(Box::pin(compute(due.key.clone()))).await;
+            self.timed(started);
             let Some(value) = self.refreshed::<R, M>(ran, discard) else {
                 due.leader.fail();
+                self.released(store.release_async(&due.key, &due.ticket).await);
                 return;
             };
             let fill = Fill::new(&self.generation, due.leader.generation(), due.ticket);
@@ -218,6 +228,41 @@ where
                 leader.fail();
                 None
             }
+        }
+    }
+
+    /// Whether this process refreshes the key: a shared store's lease on it is this
+    /// process's (or the store keeps none). When another process holds it, that one
+    /// refreshes, and the flight here gives way.
+    fn may_refresh<'a>(
+        &self,
+        lead: Result<Lead<V>, crate::Error>,
+        due: Due<'a, K, V, B::Ticket>,
+    ) -> Option<Due<'a, K, V, B::Ticket>> {
+        match lead {
+            Ok(Lead::Run) => return Some(due),
+            Ok(Lead::Value(v)) => due.leader.publish(&v),
+            Ok(Lead::Busy) => due.leader.fail(),
+            Err(err) => {
+                self.counters.error();
+                tracing::debug!(function = self.function().path(), %err, "memo-alchemy: refresh skipped");
+                due.leader.fail();
+            }
+        }
+        None
+    }
+
+    /// Records a refresh's run time, for `refresh = "early"`.
+    fn timed(&self, started: std::time::Instant) {
+        if self.function().refreshes_early() {
+            self.function().body_time().record(started.elapsed());
+        }
+    }
+
+    fn released(&self, released: Result<(), crate::Error>) {
+        if let Err(err) = released {
+            self.counters.error();
+            tracing::debug!(function = self.function().path(), %err, "memo-alchemy: lease not released");
         }
     }
 

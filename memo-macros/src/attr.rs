@@ -22,8 +22,11 @@ const EXPIRE_JITTER: &str = "expire_jitter";
 const TAGS: &str = "tags";
 const STALE: &str = "stale";
 const REFRESH: &str = "refresh";
-const KEYS: &str = "limit, expire, expire_jitter, is_method, strict, backend, dependency, cache_key_prefix, version, tags, stale, refresh";
-const ALL_KEYS: [&str; 12] = [
+const SINGLE_FLIGHT: &str = "single_flight";
+const LEASE: &str = "lease";
+const LOCAL: &str = "local";
+const KEYS: &str = "limit, expire, expire_jitter, is_method, strict, backend, dependency, cache_key_prefix, version, tags, stale, refresh, single_flight, lease, local";
+const ALL_KEYS: [&str; 15] = [
     LIMIT,
     EXPIRE,
     EXPIRE_JITTER,
@@ -36,7 +39,14 @@ const ALL_KEYS: [&str; 12] = [
     TAGS,
     STALE,
     REFRESH,
+    SINGLE_FLIGHT,
+    LEASE,
+    LOCAL,
 ];
+/// The longest `lease`, in seconds: an hour.
+const MAX_LEASE: i64 = 3_600;
+/// The lease of `single_flight = "global"` without `lease`, in seconds.
+pub(crate) const DEFAULT_LEASE: u32 = 10;
 /// The longest `stale` or `refresh`, in seconds: a year.
 const MAX_SECONDS: i64 = 31_536_000;
 
@@ -139,7 +149,16 @@ pub(crate) struct Attr {
     pub(crate) tags: Setting<Vec<LitStr>>,
     /// Seconds, and the value's span for errors that involve another key.
     pub(crate) stale: Setting<(u32, Span)>,
+    /// Seconds (0 for `"early"`), and the value's span.
     pub(crate) refresh: Setting<(u32, Span)>,
+    /// `refresh = "early"`.
+    pub(crate) early_refresh: bool,
+    /// `single_flight = "global"` (true) or `"local"`, and the value's span.
+    pub(crate) single_flight: Setting<(bool, Span)>,
+    /// Seconds, and the value's span.
+    pub(crate) lease: Setting<(u32, Span)>,
+    /// Entries, and the value's span.
+    pub(crate) local: Setting<(u32, Span)>,
 }
 
 impl Attr {
@@ -179,6 +198,10 @@ impl Attr {
             tags: Setting::new(TAGS),
             stale: Setting::new(STALE),
             refresh: Setting::new(REFRESH),
+            early_refresh: false,
+            single_flight: Setting::new(SINGLE_FLIGHT),
+            lease: Setting::new(LEASE),
+            local: Setting::new(LOCAL),
         };
         let entries = match Punctuated::<Entry, Token![,]>::parse_terminated.parse2(args) {
             Ok(entries) => entries,
@@ -265,11 +288,46 @@ impl Attr {
                         attr.stale.set(cx, key, (n, span_of(value)));
                     }
                 }
-                REFRESH => {
-                    if let Some(n) = seconds(cx, REFRESH, value) {
-                        attr.refresh.set(cx, key, (n, span_of(value)));
+                REFRESH => match value {
+                    Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if s.value() == "early" => {
+                        attr.refresh.set(cx, key, (0, span_of(value)));
+                        attr.early_refresh = true;
                     }
-                }
+                    Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => cx.error(
+                        s,
+                        "`refresh` takes a whole number of seconds (`refresh = 30`) or `\"early\"`",
+                    ),
+                    _ => {
+                        if let Some(n) = seconds(cx, REFRESH, value) {
+                            attr.refresh.set(cx, key, (n, span_of(value)));
+                        }
+                    }
+                },
+                SINGLE_FLIGHT => match value {
+                    Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if ["global", "local"].contains(&s.value().as_str()) => {
+                        attr.single_flight.set(cx, key, (s.value() == "global", span_of(value)));
+                    }
+                    _ => cx.error(
+                        value,
+                        "`single_flight` takes `\"global\"` (one computation per key across processes) or `\"local\"` (per process, the default)",
+                    ),
+                },
+                LEASE => match whole(value) {
+                    Some(n) if (1..=MAX_LEASE).contains(&n) => {
+                        attr.lease.set(cx, key, (u32::try_from(n).unwrap_or(1), span_of(value)));
+                    }
+                    _ => cx.error(
+                        value,
+                        format!("`lease` takes a whole number of seconds from 1 to {MAX_LEASE}, e.g. `lease = 30`"),
+                    ),
+                },
+                LOCAL => match whole(value).and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0) {
+                    Some(n) => attr.local.set(cx, key, (n, span_of(value))),
+                    None => cx.error(
+                        value,
+                        "`local` takes the most entries of the memory tier, a whole number from 1, e.g. `local = 1000`",
+                    ),
+                },
                 _ => cx.error(key, unknown_key_message(&name)),
             }
         }
@@ -342,6 +400,9 @@ fn bare_key_message(key: &Path) -> String {
         TAGS => "tags = [\"user:{id}\"]",
         STALE => "stale = 300",
         REFRESH => "refresh = 30",
+        SINGLE_FLIGHT => "single_flight = \"global\"",
+        LEASE => "lease = 30",
+        LOCAL => "local = 1000",
         _ => return unknown_key_message(&name),
     };
     format!("`{name}` needs a value: write `{example}`")
@@ -355,7 +416,10 @@ fn unknown_key_message(name: &str) -> String {
         "dependencies" | "depends_on" | "deps" => Some(DEPENDENCY),
         "tag" | "labels" => Some(TAGS),
         "serve_stale" | "stale_ttl" | "grace" => Some(STALE),
-        "refresh_after" | "refresh_ahead" | "early_refresh" => Some(REFRESH),
+        "refresh_after" | "refresh_ahead" | "early_refresh" | "xfetch" => Some(REFRESH),
+        "singleflight" | "lock" | "dogpile" | "stampede" => Some(SINGLE_FLIGHT),
+        "lease_ttl" | "lock_timeout" => Some(LEASE),
+        "near_cache" | "l1" | "local_limit" | "tier" => Some(LOCAL),
         _ => ALL_KEYS
             .into_iter()
             .map(|k| (edit_distance(name, k), k))

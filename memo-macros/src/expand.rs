@@ -89,7 +89,8 @@ fn registration(m: &Model<'_>) -> TokenStream {
     };
     let deps = &m.dependencies;
     let tags = &m.tags;
-    let (stale, refresh) = (m.stale, m.refresh);
+    let (stale, refresh, early_refresh) = (m.stale, m.refresh, m.early_refresh);
+    let (lease, local_tier) = (m.lease, m.local);
     quote! {
         #[doc(hidden)]
         #[allow(non_snake_case)]
@@ -113,6 +114,9 @@ fn registration(m: &Model<'_>) -> TokenStream {
                     tags: &[#(#tags),*],
                     stale: #stale,
                     refresh: #refresh,
+                    early_refresh: #early_refresh,
+                    lease: #lease,
+                    local: #local_tier,
                     dependencies: &[#(#deps),*],
                 });
             ::memo_alchemy::__private::inventory::submit! {
@@ -337,7 +341,7 @@ fn wrapped(m: &Model<'_>) -> TokenStream {
 /// without, one that drops it.
 fn refresh_call(m: &Model<'_>, cache: &Ident, probe: &TokenStream, discard: &Ident) -> TokenStream {
     let miss = local("__memo_miss");
-    if m.refresh == 0 {
+    if m.refresh == 0 && !m.early_refresh {
         return quote!(let _ = #miss;);
     }
     let (this, key) = (local("__memo_this"), local("__memo_key"));
@@ -390,7 +394,7 @@ fn refresh_call(m: &Model<'_>, cache: &Ident, probe: &TokenStream, discard: &Ide
 /// With `refresh`, an uncached copy of the function (same signature and body) that a
 /// background refresh runs; nothing without.
 fn fresh_copy(m: &Model<'_>) -> TokenStream {
-    if m.refresh == 0 {
+    if m.refresh == 0 && !m.early_refresh {
         return TokenStream::new();
     }
     let mut sig = m.func.item.sig.clone();

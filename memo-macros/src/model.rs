@@ -118,6 +118,12 @@ pub(crate) struct Model<'a> {
     /// `stale` and `refresh`, in seconds (0: off).
     pub(crate) stale: u32,
     pub(crate) refresh: u32,
+    /// `refresh = "early"`.
+    pub(crate) early_refresh: bool,
+    /// `single_flight = "global"`: the lease in seconds (0: per process).
+    pub(crate) lease: u32,
+    /// `local = N` (0: none).
+    pub(crate) local: u32,
     /// The `CachedFunction` accessors of the declared dependencies.
     pub(crate) dependencies: Vec<TokenStream>,
     /// The backend's kind, a type path.
@@ -193,6 +199,12 @@ impl<'a> Model<'a> {
             tags: attr.tags.value.clone().unwrap_or_default(),
             stale: attr.stale.value.map_or(0, |(n, _)| n),
             refresh: attr.refresh.value.map_or(0, |(n, _)| n),
+            early_refresh: attr.early_refresh,
+            lease: match attr.single_flight.value {
+                Some((true, _)) => attr.lease.value.map_or(crate::attr::DEFAULT_LEASE, |(n, _)| n),
+                _ => 0,
+            },
+            local: attr.local.value.map_or(0, |(n, _)| n),
             dependencies: attr.dependency.value.iter().flatten().map(dependency_fn).collect(),
             kind,
             key_ty,

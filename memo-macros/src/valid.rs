@@ -45,6 +45,33 @@ pub(crate) fn check(cx: &mut Ctxt, attr: &Attr, func: &Func) {
             "`refresh` recomputes in the background, on the receiver kept in the key; with `is_method = true` there is none: remove one of them",
         ));
     }
+    let shared = match attr.backend() {
+        crate::attr::Backend::Named(b) => ["json", "pickle", "postgres"].contains(&b.name),
+        crate::attr::Backend::Custom(_) => true,
+    };
+    let backend_name = match attr.backend() {
+        crate::attr::Backend::Named(b) => b.name,
+        crate::attr::Backend::Custom(_) => "custom",
+    };
+    if let (Some((true, span)), false) = (attr.single_flight.value, shared) {
+        cx.syn_error(syn::Error::new(
+            span,
+            format!("`single_flight = \"global\"` coordinates processes through a shared store, and the `{backend_name}` backend is none: use json, pickle or postgres"),
+        ));
+    }
+    if let (Some((_, span)), false) = (attr.local.value, shared) {
+        cx.syn_error(syn::Error::new(
+            span,
+            format!("`local` puts a memory tier in front of a shared store, and the `{backend_name}` backend is none: use json, pickle or postgres"),
+        ));
+    }
+    if let (Some((_, span)), false) = (attr.lease.value, matches!(attr.single_flight.value, Some((true, _))))
+    {
+        cx.syn_error(syn::Error::new(
+            span,
+            "`lease` is how long a process may hold a key under `single_flight = \"global\"`: add that, or remove `lease`",
+        ));
+    }
     for tag in attr.tags.value.iter().flatten() {
         match crate::attr::template(&tag.value()) {
             Ok(pieces) => {

@@ -62,7 +62,7 @@ pub struct Postgres<K, V> {
 
 /// The `namespace` of `function`'s rows: the key prefix, the function's prefix, the
 /// backend, its path and the fingerprint of its signature.
-fn namespace(function: &CachedFunction, config: &Config) -> String {
+fn namespace(function: &'static CachedFunction, config: &Config) -> String {
     format!(
         "{}:{}:postgres:{}:{:016x}",
         config.key_prefix(),

@@ -309,6 +309,12 @@ impl Redis {
         Ok(total)
     }
 
+    /// Waits `pause` without blocking the caller's executor (which need not be tokio):
+    /// the timer runs on the library's runtime.
+    pub(crate) async fn pause(&self, pause: Duration) {
+        drop(RUNTIME.spawn(tokio::time::sleep(pause)).await);
+    }
+
     /// Runs `op` with the shared async connection, on the library's runtime, within
     /// the timeout.
     pub(crate) async fn run_async<T, F>(

@@ -15,6 +15,7 @@ mod codec;
 mod conn;
 mod distributed;
 mod drain;
+mod lease;
 mod namespace;
 mod ops;
 mod pending;
@@ -429,6 +430,27 @@ where
             .run_async(move |mut io| async move { ops::touch(&mut io, &ns, &entry, &tags, life).await })
             .await
             .map_err(|m| self.fail(m))
+    }
+
+    fn lead(&self, key: &K, ticket: &mut RedisTicket, wait: bool) -> Result<memo_core::Lead<V>, Error> {
+        self.lead_blocking(key, ticket, wait)
+    }
+
+    async fn lead_async<'a>(
+        &'a self,
+        key: &'a K,
+        ticket: &'a mut RedisTicket,
+        wait: bool,
+    ) -> Result<memo_core::Lead<V>, Error> {
+        self.lead_nonblocking(key, ticket, wait).await
+    }
+
+    fn release(&self, key: &K, ticket: &RedisTicket) -> Result<(), Error> {
+        self.release_blocking(key, ticket)
+    }
+
+    async fn release_async<'a>(&'a self, key: &'a K, ticket: &'a RedisTicket) -> Result<(), Error> {
+        self.release_nonblocking(key, ticket).await
     }
 
     /// Redis's tagged entries are removed by the kind, once for every function.

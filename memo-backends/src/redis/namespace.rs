@@ -83,7 +83,7 @@ pub(crate) struct Entry {
 }
 
 impl Namespace {
-    pub(crate) fn of(function: &CachedFunction, config: &Config) -> Namespace {
+    pub(crate) fn of(function: &'static CachedFunction, config: &Config) -> Namespace {
         let policy = function.policy(config);
         let limit = policy.limit.max();
         let cluster = !config.redis_cluster_urls().is_empty();
@@ -219,6 +219,13 @@ impl Namespace {
             n => usize::try_from(fnv1a(segments.as_bytes()) % n as u64).unwrap_or(0),
         };
         Entry { key: format!("{}:k:{segments}", self.shards[shard]), shard }
+    }
+
+    /// The lease key of `entry` (`single_flight = "global"`), in its hash slot.
+    pub(crate) fn lease(&self, entry: &Entry) -> String {
+        let shard = &self.shards[entry.shard];
+        let segments = entry.key.get(shard.len() + 3..).unwrap_or_default();
+        format!("{shard}:l:{segments}")
     }
 
     /// The entry whose key is `key` (one of [`entry`](Namespace::entry)'s).
@@ -409,6 +416,9 @@ mod tests {
             tags: &[],
             stale: 0,
             refresh: 0,
+            early_refresh: false,
+            lease: 0,
+            local: 0,
             dependencies: &[],
         }
     }

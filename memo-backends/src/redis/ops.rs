@@ -4,7 +4,7 @@ use redis::{cmd, RedisResult};
 
 use super::conn::Io;
 use super::namespace::{has_segments, key_slot, untag, Entry, Namespace};
-use super::script::{CLEAR, DRAIN, ENTRY, TAGS, TAG_BATCH, WRITE};
+use super::script::{CLEAR, DRAIN, ENTRY, LEASE, RELEASE, TAGS, TAG_BATCH, WRITE};
 
 /// Keys removed per round trip by clears: small enough that Redis never stalls.
 const BATCH: usize = 1000;
@@ -24,6 +24,85 @@ pub struct Ticket {
     generation: String,
     /// `(tag, version)` for each tag of the entry.
     tags: Vec<(String, String)>,
+    /// The token of this process's lease on the entry (`single_flight = "global"`).
+    lease: Option<String>,
+}
+
+impl Ticket {
+    /// The token of the lease this ticket holds.
+    pub(crate) fn lease(&self) -> Option<&str> {
+        self.lease.as_deref()
+    }
+}
+
+/// What a [`lease`] found.
+pub(crate) enum Leased {
+    /// The entry's value, in the current epoch.
+    Value(Found),
+    /// The lease is now the ticket's, which was read again with it.
+    Mine,
+    /// Another holds the lease, for this many more ms.
+    Held(u64),
+}
+
+/// Takes the lease of `entry` for `lease_ms` (with `look`, unless its value is there
+/// already); on success, `ticket` is read again and carries the lease's token.
+pub(crate) async fn lease(
+    io: &mut impl Io,
+    ns: &Namespace,
+    entry: &Entry,
+    ticket: &mut Ticket,
+    lease_ms: u64,
+    look: bool,
+) -> RedisResult<Leased> {
+    let shard = entry.shard;
+    let token = unique();
+    let mut invocation = LEASE.prepare_invoke();
+    invocation.key(&entry.key).key(ns.lease(entry)).key(ns.generation(shard)).key(ns.epoch(shard));
+    for (tag, _) in &ticket.tags {
+        invocation.key(ns.tag_version(shard, tag));
+    }
+    invocation.arg(&token).arg(lease_ms).arg(u8::from(look)).arg(ticket.tags.len());
+    let answer: Vec<redis::Value> = io.invoke(&invocation).await?;
+    let text = |i: usize| -> RedisResult<Vec<u8>> { parsed(answer.get(i)) };
+    let status: i64 = parsed(answer.first())?;
+    Ok(match status {
+        1 => {
+            let (value, epoch) = (text(1)?, text(2)?);
+            Leased::Value(found(Some(&value), &String::from_utf8_lossy(&epoch)))
+        }
+        2 => {
+            ticket.generation = String::from_utf8_lossy(&text(1)?).into_owned();
+            for (i, (_, version)) in ticket.tags.iter_mut().enumerate() {
+                *version = String::from_utf8_lossy(&text(2 + i)?).into_owned();
+            }
+            ticket.lease = Some(token);
+            Leased::Mine
+        }
+        _ => Leased::Held(parsed::<i64>(answer.get(1))?.max(0).unsigned_abs()),
+    })
+}
+
+/// One element of a script's array answer, typed.
+fn parsed<T: redis::FromRedisValue>(value: Option<&redis::Value>) -> RedisResult<T> {
+    let value = value.unwrap_or(&redis::Value::Nil);
+    redis::from_redis_value_ref(value)
+        .map_err(|e| redis::RedisError::from((redis::ErrorKind::Parse, "unexpected answer", e.to_string())))
+}
+
+/// Gives the lease `ticket` holds on `entry` back, if it still holds it.
+pub(crate) async fn release(
+    io: &mut impl Io,
+    ns: &Namespace,
+    entry: &Entry,
+    ticket: &Ticket,
+) -> RedisResult<()> {
+    if let Some(token) = &ticket.lease {
+        let mut invocation = RELEASE.prepare_invoke();
+        invocation.key(ns.lease(entry)).arg(token);
+        let _: i64 = io.invoke(&invocation).await?;
+    }
+    Ok(())
 }
 
 /// The value of `entry` in the current epoch, its sub-index's clear generation and the
@@ -48,7 +127,7 @@ pub(crate) async fn lookup(
     let found = found(values.first().and_then(Option::as_deref), &epoch);
     let generation = values.get(1).map_or_else(|| "0".to_owned(), text);
     let versions = values.iter().skip(3).map(text);
-    Ok((found, Ticket { generation, tags: tags.into_iter().zip(versions).collect() }))
+    Ok((found, Ticket { generation, tags: tags.into_iter().zip(versions).collect(), lease: None }))
 }
 
 /// Lists a namespace with tags in the tagged hash, so that tag invalidations in every
@@ -132,11 +211,15 @@ pub(crate) async fn write(io: &mut impl Io, ns: &Namespace, w: &Write<'_>) -> Re
     for (tag, _) in &w.ticket.tags {
         invocation.key(ns.tag_version(shard, tag));
     }
+    if w.ticket.lease.is_some() {
+        invocation.key(ns.lease(w.entry));
+    }
     invocation.arg(w.value).arg(w.ttl_ms).arg(ns.limit(shard)).arg(&w.ticket.generation).arg(ns.ttl_ms());
     invocation.arg(u8::from(w.stamp)).arg(w.ticket.tags.len());
     for (_, version) in &w.ticket.tags {
         invocation.arg(version);
     }
+    invocation.arg(w.ticket.lease.as_deref().unwrap_or(""));
     let evicted: i64 = io.invoke(&invocation).await?;
     Ok(u64::try_from(evicted).ok())
 }

@@ -95,18 +95,27 @@ return 1
 /// generation the computation started in, the function's longest ttl (index members
 /// older than it are pruned), 1 to stamp the value with its write time (`t{ms}|` after
 /// the epoch tag, for `stale` and `refresh`) or 0, n, then the versions the lookup saw.
-/// Returns the entries
-/// evicted, or -1 when a clear or a tag invalidation has happened since (nothing is
-/// stored). The entry joins its tags' sets, which live as long as their longest-lived
+/// Last, the write's lease token (`single_flight = "global"`; empty for none),
+/// whose lease key is then the last of KEYS. Returns the entries
+/// evicted, or -1 when a clear or a tag invalidation has happened since, or the lease
+/// is no longer the write's (nothing is stored). A write holding its lease releases it,
+/// stored or not. The entry joins its tags' sets, which live as long as their longest-lived
 /// entry; up to two members of each whose entry is gone are dropped.
 pub(crate) static WRITE: LazyLock<Script> = LazyLock::new(|| {
     with_tags(
         r"
+local n = tonumber(ARGV[7])
+local token = ARGV[8 + n]
+if token ~= '' then
+  if redis.call('GET', KEYS[5 + 2 * n]) ~= token then
+    return -1
+  end
+  redis.call('DEL', KEYS[5 + 2 * n])
+end
 local current = redis.call('GET', KEYS[3]) or '0'
 if current ~= ARGV[4] then
   return -1
 end
-local n = tonumber(ARGV[7])
 for i = 1, n do
   if (redis.call('GET', KEYS[4 + n + i]) or '0') ~= ARGV[7 + i] then
     return -1
@@ -260,6 +269,49 @@ for i = 4, #KEYS do
   redis.call('SREM', KEYS[1], KEYS[i])
 end
 return {removed, redis.call('SCARD', KEYS[1])}
+",
+    )
+});
+
+/// KEYS: entry, its lease, generation, epoch, then the versions of the entry's n tags.
+/// ARGV: a new lease token, the lease in ms, 1 to look for the value first, n. Returns
+/// `{1, value, epoch}` when the entry holds a value of the current epoch (and it was
+/// looked for); else `{2, generation, versions...}` when the lease was free and is now
+/// the token's (what the write will check, read at the moment the computation may
+/// start); else `{3, ms}`, the lease another holds and how long it has left.
+pub(crate) static LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if ARGV[3] == '1' then
+  local value = redis.call('GET', KEYS[1])
+  if value then
+    local epoch = redis.call('GET', KEYS[4]) or '0'
+    local prefix = 'e' .. epoch .. '|'
+    if string.sub(value, 1, #prefix) == prefix then
+      return {1, value, epoch}
+    end
+  end
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local out = {2, redis.call('GET', KEYS[3]) or '0'}
+  for i = 1, tonumber(ARGV[4]) do
+    out[#out + 1] = redis.call('GET', KEYS[4 + i]) or '0'
+  end
+  return out
+end
+return {3, redis.call('PTTL', KEYS[2])}
+",
+    )
+});
+
+/// KEYS: a lease. ARGV: its token. Removes the lease if it is still the token's.
+pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 ",
     )
 });
