@@ -312,7 +312,8 @@ impl Redis {
     /// Waits `pause` without blocking the caller's executor (which need not be tokio):
     /// the timer runs on the library's runtime.
     pub(crate) async fn pause(&self, pause: Duration) {
-        drop(RUNTIME.spawn(tokio::time::sleep(pause)).await);
+        // The timer is made inside the task: outside a tokio runtime it could not be.
+        drop(RUNTIME.spawn(async move { tokio::time::sleep(pause).await }).await);
     }
 
     /// Runs `op` with the shared async connection, on the library's runtime, within

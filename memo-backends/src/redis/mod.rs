@@ -249,7 +249,8 @@ where
 
     fn put(&self, key: K, value: V, fill: Fill<'_, RedisTicket>) -> Result<(), Error> {
         if !fill.is_current() {
-            return Ok(());
+            // A clear here overtook the computation: nothing to store, the lease goes.
+            return self.release_blocking(&key, &fill.ticket);
         }
         let entry = self.entry(&key)?;
         let bytes = C::encode(&value).map_err(|m| self.fail(format!("cannot encode the value: {m}")))?;
@@ -307,7 +308,7 @@ where
 
     async fn put_async<'a>(&'a self, key: K, value: V, fill: Fill<'a, RedisTicket>) -> Result<(), Error> {
         if !fill.is_current() {
-            return Ok(());
+            return self.release_nonblocking(&key, &fill.ticket).await;
         }
         let entry = self.entry(&key)?;
         let bytes = C::encode(&value).map_err(|m| self.fail(format!("cannot encode the value: {m}")))?;
