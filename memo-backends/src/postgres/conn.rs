@@ -134,6 +134,12 @@ impl Postgres {
         }
     }
 
+    /// Waits `pause` without blocking the caller's executor (which need not be tokio):
+    /// the timer runs on the library's runtime.
+    pub(crate) async fn pause(&self, pause: Duration) {
+        drop(RUNTIME.spawn(tokio::time::sleep(pause)).await);
+    }
+
     /// Whether the last call found PostgreSQL unreachable.
     pub(crate) fn is_down(&self) -> bool {
         self.health.is_down()
