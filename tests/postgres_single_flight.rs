@@ -339,6 +339,70 @@ fn a_holder_whose_lease_was_taken_over_writes_nothing() {
 }
 
 // ---------------------------------------------------------------------------------
+// An `async` caller on an executor that is not tokio waits for another process's
+// value (its pauses are timers on the library's runtime).
+
+/// Polls `future` on this thread, parking between wake-ups: no tokio here.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        thread::park();
+    }
+}
+
+#[cache(backend = "postgres", single_flight = "global", lease = 10)]
+async fn rate(id: u32) -> u64 {
+    // The coordination client is blocking: off this task's thread.
+    let run = thread::spawn(|| {
+        let run = counted("rate");
+        if is_child() {
+            signal("rate:holding");
+            thread::sleep(Duration::from_millis(500));
+        }
+        run
+    });
+    u64::from(id) * 100 + run.join().unwrap()
+}
+
+#[test]
+fn child_computes_a_rate() {
+    if is_child() {
+        start();
+        put_value("rate:child_value", block_on(rate(5)));
+    }
+}
+
+#[test]
+fn an_async_caller_waits_for_the_holders_value() {
+    if is_child() {
+        return;
+    }
+    start();
+    reset(&["rate:holding", "rate:child_value", "rate"]);
+    let mut child = run_child("child_computes_a_rate", &[]);
+    wait_for("rate:holding");
+    let value = block_on(rate(5));
+    assert!(child.wait().unwrap().success());
+    assert_eq!(value, 501, "the child's value, not a run of its own");
+    assert_eq!(value_of("rate:child_value"), 501);
+    assert_eq!(runs("rate"), 1);
+    assert_eq!(rate::cache_stats().misses, 1);
+    assert_eq!(rows_of("rate"), ["501"]);
+    assert_eq!(leases_of("rate"), 0);
+}
+
+// ---------------------------------------------------------------------------------
 // The cleanup deletes expired leases, and only those.
 
 #[cache(backend = "postgres")]

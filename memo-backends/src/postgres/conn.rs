@@ -135,9 +135,10 @@ impl Postgres {
     }
 
     /// Waits `pause` without blocking the caller's executor (which need not be tokio):
-    /// the timer runs on the library's runtime.
+    /// the timer is made and runs on the library's runtime (making it needs a tokio
+    /// context, which the caller may not have).
     pub(crate) async fn pause(&self, pause: Duration) {
-        drop(RUNTIME.spawn(tokio::time::sleep(pause)).await);
+        drop(RUNTIME.spawn(async move { tokio::time::sleep(pause).await }).await);
     }
 
     /// Whether the last call found PostgreSQL unreachable.
