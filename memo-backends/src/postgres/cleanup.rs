@@ -1,6 +1,7 @@
-//! The cleanup: a thread that deletes expired rows in batches, every `interval`.
-//! Expired rows are never served meanwhile (reads filter them); the cleanup only
-//! gives their space back.
+//! The cleanup: a thread that deletes expired rows in batches, every `interval`, and
+//! the expired leases of `single_flight = "global"`. Expired rows are never served
+//! meanwhile (reads filter them), and an expired lease is taken over by the next
+//! process that wants it; the cleanup only gives their space back.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -31,8 +32,9 @@ struct Shared {
 }
 
 /// Starts deleting the expired rows of the postgres backend, every `interval`, in
-/// batches of 1000 rows (one statement each), on a thread of its own. A failed batch
-/// (the database is down) waits for the next interval.
+/// batches of 1000 rows (one statement each), on a thread of its own, then the expired
+/// leases (not counted in [`deleted`](Cleanup::deleted)). A failed batch (the database
+/// is down) waits for the next interval.
 ///
 /// ```no_run
 /// let cleanup = memo_backends::postgres::start_cleanup(std::time::Duration::from_secs(60));
@@ -55,6 +57,7 @@ pub fn start_cleanup(interval: Duration) -> Cleanup {
 
 fn run(shared: &Shared, interval: Duration) {
     let db = Postgres::global();
+    let full = u64::try_from(CLEANUP_BATCH).unwrap_or(u64::MAX);
     loop {
         loop {
             if *shared.stopped.lock() {
@@ -67,11 +70,22 @@ fn run(shared: &Shared, interval: Duration) {
             match batch {
                 Ok(n) => {
                     shared.deleted.fetch_add(n, Relaxed);
-                    if n < u64::try_from(CLEANUP_BATCH).unwrap_or(u64::MAX) {
+                    if n < full {
                         break;
                     }
                 }
                 Err(_) => break,
+            }
+        }
+        loop {
+            if *shared.stopped.lock() {
+                return;
+            }
+            let leases = db.run_probe(|c| async move {
+                c.execute(&c.prepare_cached(&db.sql.cleanup_leases).await?, &[]).await
+            });
+            if !matches!(leases, Ok(n) if n >= full) {
+                break;
             }
         }
         let mut stopped = shared.stopped.lock();

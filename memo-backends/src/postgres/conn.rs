@@ -134,6 +134,13 @@ impl Postgres {
         }
     }
 
+    /// Waits `pause` without blocking the caller's executor (which need not be tokio):
+    /// the timer is made and runs on the library's runtime (making it needs a tokio
+    /// context, which the caller may not have).
+    pub(crate) async fn pause(&self, pause: Duration) {
+        drop(RUNTIME.spawn(async move { tokio::time::sleep(pause).await }).await);
+    }
+
     /// Whether the last call found PostgreSQL unreachable.
     pub(crate) fn is_down(&self) -> bool {
         self.health.is_down()

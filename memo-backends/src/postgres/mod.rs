@@ -8,11 +8,15 @@
 //! function's clear generation and its tags' versions, and one call of the
 //! `memo_write` function, which checks them, upserts the row and evicts past `limit`,
 //! atomically under a per-function advisory lock.
+//!
+//! With `single_flight = "global"`, the leader of a miss also takes the key's lease
+//! (one more call, `memo_lease`) before it runs the body: see the module `lease`.
 
 pub mod admin;
 mod blocking;
 mod cleanup;
 mod conn;
+mod lease;
 mod pending;
 mod sql;
 mod value;
@@ -23,8 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use memo_core::{
-    Backend, BackendKind, BoxFuture, CachedFunction, Config, Error, Fill, Freshness, KeyRef, Lookup, Policy,
-    RenderTags, Selector, StoreFor, StoreStats, StrictKeys,
+    Backend, BackendKind, BoxFuture, CachedFunction, Config, Error, Fill, Freshness, KeyRef, Lead, Lookup,
+    Policy, RenderTags, Selector, StoreFor, StoreStats, StrictKeys,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -37,12 +41,15 @@ use pending::{invalidate, invalidate_async, What};
 use crate::keys::{fnv1a, selected, wall_ms};
 
 /// What a miss hands to the write: the clear generation and the versions of the
-/// entry's tags that the lookup saw.
+/// entry's tags that the lookup saw (or that were read again with the key's lease),
+/// and the token of the lease this process holds on the key, if any.
 #[derive(Debug, Clone, Default)]
 pub struct Ticket {
     generation: i64,
     tags: Vec<String>,
     versions: Vec<i64>,
+    /// The token of this process's lease on the key (`single_flight = "global"`).
+    lease: Option<String>,
 }
 
 /// One function's entries in PostgreSQL.
@@ -201,6 +208,7 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
                     &ticket.versions,
                     &retention,
                     &limit,
+                    &ticket.lease,
                 ],
             )
             .await?;
@@ -263,7 +271,7 @@ type PgError = tokio_postgres::Error;
 /// The clear generation of `ns` and the versions of `tags`.
 async fn ticket(c: &Session, ns: &str, tags: Vec<String>) -> Result<Ticket, PgError> {
     let row = c.query_one(&c.prepare_cached(&Db::global().sql.ticket).await?, &[&ns, &tags]).await?;
-    Ok(Ticket { generation: row.get(0), versions: row.get(1), tags })
+    Ok(Ticket { generation: row.get(0), versions: row.get(1), tags, lease: None })
 }
 
 impl<K, V> Backend<K, V> for Postgres<K, V>
@@ -315,7 +323,9 @@ where
 
     fn put(&self, key: K, value: V, fill: Fill<'_, Ticket>) -> Result<(), Error> {
         if !fill.is_current() {
-            return Ok(());
+            // Nothing to store; a lease held for it would otherwise make other
+            // processes wait it out.
+            return self.release_blocking(&key, &fill.ticket);
         }
         let (entry, value) = (self.key(&key)?, self.fill_value(&value)?);
         self.db.run(|c| self.write(c, entry, value, fill.ticket)).map_err(|m| self.fail(m))
@@ -323,7 +333,7 @@ where
 
     async fn put_async<'a>(&'a self, key: K, value: V, fill: Fill<'a, Ticket>) -> Result<(), Error> {
         if !fill.is_current() {
-            return Ok(());
+            return self.release_nonblocking(&key, &fill.ticket).await;
         }
         let (entry, value) = (self.key(&key)?, self.fill_value(&value)?);
         self.db.run_async(|c| self.write(c, entry, value, fill.ticket)).await.map_err(|m| self.fail(m))
@@ -417,6 +427,29 @@ where
         self.admit()?;
         let entry = self.key(key)?;
         self.db.run_async(|c| self.touch_with(c, entry)).await.map_err(|m| self.fail(m))
+    }
+
+    /// Takes the key's lease (`memo_lease`), or waits for the value of the process
+    /// that holds it: see the module `lease`.
+    fn lead(&self, key: &K, ticket: &mut Ticket, wait: bool) -> Result<Lead<V>, Error> {
+        self.lead_blocking(key, ticket, wait)
+    }
+
+    async fn lead_async<'a>(
+        &'a self,
+        key: &'a K,
+        ticket: &'a mut Ticket,
+        wait: bool,
+    ) -> Result<Lead<V>, Error> {
+        self.lead_nonblocking(key, ticket, wait).await
+    }
+
+    fn release(&self, key: &K, ticket: &Ticket) -> Result<(), Error> {
+        self.release_blocking(key, ticket)
+    }
+
+    async fn release_async<'a>(&'a self, key: &'a K, ticket: &'a Ticket) -> Result<(), Error> {
+        self.release_nonblocking(key, ticket).await
     }
 
     /// Tagged rows are removed by the kind, once for every function.

@@ -15,6 +15,10 @@
 //!   entries bigint: the function's rows, so that `limit` evicts without counting them
 //! {schema}.memo_tag_versions     one row per tag ever written or invalidated
 //!   tag text primary key, version bigint: moved on by every invalidation of the tag
+//! {schema}.memo_leases           one row per key a process computes (`single_flight = "global"`)
+//!   namespace text, key text, token text: whose lease it is,
+//!   expires_at timestamptz: past it (by the database's clock) another process takes it over
+//!   primary key (namespace, key); index on expires_at (the cleanup deletes expired leases)
 //! ```
 //!
 //! A fill stores only if the generation of its function, and the versions of its tags,
@@ -23,6 +27,14 @@
 //! slip between the check and the insert (clear versus fill), and evicts past `limit`
 //! in the same transaction (no check-then-act between processes). Tag invalidations
 //! lock the tags' version rows, which a fill holds `FOR SHARE` while it writes.
+//!
+//! Under `single_flight = "global"`, the leader of a miss takes the key's lease
+//! ([`LEASE`](Sql::lease): an upsert that succeeds only when the lease is absent or
+//! expired, which reads the generation and tag versions again in the same call, so the
+//! write is fenced from the moment the computation may start). `memo_write` then stores
+//! only while the lease row still carries the write's token, and deletes it, stored or
+//! not. A lease row is only ever locked alone (by its upsert, the release, the cleanup),
+//! or by `memo_write` after the function's advisory lock: the lock order is unchanged.
 
 /// The first key of the advisory locks this backend takes (`'memo'` in ASCII); the
 /// second is `hashtext(namespace)`.
@@ -45,9 +57,21 @@ pub(crate) struct Sql {
     /// `$1` namespace, `$2` tags: the clear generation and the tags' versions.
     pub(crate) ticket: String,
     /// `$1` namespace, `$2` key, `$3` value, `$4` tags, `$5` generation, `$6` versions,
-    /// `$7` retention ms (0: none), `$8` limit (0: none): the rows evicted, or -1 when
-    /// a clear or an invalidation happened since the lookup.
+    /// `$7` retention ms (0: none), `$8` limit (0: none), `$9` lease token (NULL: none):
+    /// the rows evicted, or -1 when a clear or an invalidation happened since the lookup,
+    /// or the lease is no longer the token's (then nothing is stored). The token's lease
+    /// is released, stored or not.
     pub(crate) write: String,
+    /// `$1` namespace, `$2` key, `$3` a new lease token, `$4` the lease in ms, `$5` look
+    /// for the value first, `$6` the entry's tags: one row (state, value, age ms,
+    /// generation, versions, ms left). State 1: the live value was there (and looked
+    /// for); 2: the lease was absent or expired and is now the token's, with the
+    /// generation and versions read after taking it; 3: another holds it, for ms left.
+    pub(crate) lease: String,
+    /// `$1` namespace, `$2` key, `$3` token: deletes the lease if it is still the token's.
+    pub(crate) release: String,
+    /// Deletes up to [`CLEANUP_BATCH`] expired leases; the rows deleted.
+    pub(crate) cleanup_leases: String,
     /// `$1` namespace, `$2` wanted segments (NULL: all), `$3` key (NULL: all): the live
     /// rows removed, after moving the generation on.
     pub(crate) clear: String,
@@ -93,7 +117,14 @@ impl Sql {
                  FROM unnest($2::text[]) WITH ORDINALITY AS t(tag, i) \
                  LEFT JOIN {s}.memo_tag_versions v ON v.tag = t.tag), '{{}}'::int8[])"
             ),
-            write: format!("SELECT {s}.memo_write($1, $2, $3, $4, $5, $6, $7, $8)"),
+            write: format!("SELECT {s}.memo_write($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            lease: format!("SELECT * FROM {s}.memo_lease($1, $2, $3, $4, $5, $6)"),
+            release: format!("DELETE FROM {s}.memo_leases WHERE namespace = $1 AND key = $2 AND token = $3"),
+            cleanup_leases: format!(
+                "DELETE FROM {s}.memo_leases WHERE ctid = ANY(ARRAY(\
+                 SELECT ctid FROM {s}.memo_leases WHERE expires_at <= clock_timestamp() LIMIT {CLEANUP_BATCH})) \
+                 AND expires_at <= clock_timestamp()"
+            ),
             clear: format!("SELECT {s}.memo_clear($1, $2, $3)"),
             // No key is `:` (strict keys start with a name, others are hex).
             bump: format!("SELECT {s}.memo_clear($1, NULL, ':')"),
@@ -155,10 +186,18 @@ CREATE TABLE IF NOT EXISTS {s}.memo_tag_versions (
     tag     text   PRIMARY KEY,
     version bigint NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {s}.memo_leases (
+    namespace  text        NOT NULL,
+    key        text        NOT NULL,
+    token      text        NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+CREATE INDEX IF NOT EXISTS memo_leases_expiry ON {s}.memo_leases (expires_at);
 
 CREATE OR REPLACE FUNCTION {s}.memo_write(
     p_ns text, p_key text, p_value jsonb, p_tags text[], p_generation bigint, p_versions bigint[],
-    p_retention_ms bigint, p_limit bigint
+    p_retention_ms bigint, p_limit bigint, p_token text
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     evicted bigint := 0;
@@ -166,6 +205,14 @@ DECLARE
     stored bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock({LOCK_CLASS}, hashtext(p_ns));
+    -- The write's lease goes, whatever follows; a lease taken over (or deleted by the
+    -- cleanup once expired) is no longer the write's: nothing is stored.
+    IF p_token IS NOT NULL THEN
+        DELETE FROM {s}.memo_leases WHERE namespace = p_ns AND key = p_key AND token = p_token;
+        IF NOT FOUND THEN
+            RETURN -1;
+        END IF;
+    END IF;
     IF coalesce((SELECT generation FROM {s}.memo_generations WHERE namespace = p_ns), 0) <> p_generation THEN
         RETURN -1;
     END IF;
@@ -205,6 +252,42 @@ BEGIN
         END IF;
     END IF;
     RETURN evicted;
+END
+$$;
+
+-- The lease of (p_ns, p_key) for p_token, unless another holds it; see `Sql::lease`.
+CREATE OR REPLACE FUNCTION {s}.memo_lease(
+    p_ns text, p_key text, p_token text, p_lease_ms bigint, p_look boolean, p_tags text[],
+    OUT o_state int, OUT o_value jsonb, OUT o_age bigint, OUT o_generation bigint,
+    OUT o_versions bigint[], OUT o_left_ms bigint
+) LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_look THEN
+        SELECT e.value, (extract(epoch FROM now() - e.written_at) * 1000)::int8 INTO o_value, o_age
+            FROM {s}.memo_entries e
+            WHERE e.namespace = p_ns AND e.key = p_key AND (e.expires_at IS NULL OR e.expires_at > now());
+        IF FOUND THEN
+            o_state := 1;
+            RETURN;
+        END IF;
+    END IF;
+    INSERT INTO {s}.memo_leases AS l (namespace, key, token, expires_at)
+        VALUES (p_ns, p_key, p_token, clock_timestamp() + p_lease_ms * interval '1 millisecond')
+        ON CONFLICT (namespace, key) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
+        WHERE l.expires_at <= clock_timestamp();
+    IF FOUND THEN
+        -- Read after the lease is taken: a clear or an invalidation from here on
+        -- refuses the write.
+        o_state := 2;
+        o_generation := coalesce((SELECT g.generation FROM {s}.memo_generations g WHERE g.namespace = p_ns), 0);
+        o_versions := coalesce((SELECT array_agg(coalesce(v.version, 0) ORDER BY t.i)
+            FROM unnest(p_tags) WITH ORDINALITY AS t(tag, i)
+            LEFT JOIN {s}.memo_tag_versions v ON v.tag = t.tag), '{{}}'::int8[]);
+        RETURN;
+    END IF;
+    o_state := 3;
+    o_left_ms := coalesce((SELECT greatest(ceil(extract(epoch FROM l.expires_at - clock_timestamp()) * 1000), 0)::int8
+        FROM {s}.memo_leases l WHERE l.namespace = p_ns AND l.key = p_key), 0);
 END
 $$;
 
