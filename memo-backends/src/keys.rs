@@ -19,8 +19,9 @@ pub(crate) fn fingerprint(function: &'static CachedFunction, config: &Config) ->
         // of the global tag sets the Redis backends had before their sub-indexes).
         identity.push_str(&format!("|tag-sets={}", function.tags().join(",")));
     }
-    if function.policy(config).tracks_freshness() {
-        // Values carry their write time: a namespace of their own.
+    if function.policy(config).tracks_freshness() || function.local_tier().is_some() {
+        // Values carry their write time (for `stale`, `refresh`, a `local` tier): a
+        // namespace of their own.
         identity.push_str("|stamped");
     }
     fnv1a(identity.as_bytes())

@@ -10,10 +10,15 @@
 //! channel has been quiet for [`HEARTBEAT`], and counts a ping without an answer
 //! within the configured timeout as a lost subscription.
 //!
+//! Messages are numbered by a counter in Redis, incremented by the same script that
+//! publishes (`{n}#{message}`), so every subscriber expects each number once, in order.
+//!
 //! The subscriber publishes its health as an epoch: 0 while it is not subscribed, and
-//! a new number after each successful (re)subscription. A store serves local values
-//! only while the epoch is the one its values were filled under: a value can never
-//! outlive a subscription gap, during which clears elsewhere may have been missed.
+//! a new number after each successful (re)subscription, and after each gap in the
+//! numbers (a message lost, or the counter reset by a failover or a flush). A store
+//! serves local values only while the epoch is the one its values were filled under: a
+//! value can never outlive a subscription gap or a lost message, either of which may
+//! have carried a clear.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -39,6 +44,8 @@ pub(crate) trait Listener: Send + Sync {
 /// The process's bus.
 pub(crate) struct Bus {
     channel: String,
+    /// The counter that numbers the messages.
+    sequence: String,
     origin: String,
     epoch: AtomicU64,
     next_epoch: AtomicU64,
@@ -89,6 +96,7 @@ impl Bus {
             let config = Config::global();
             Bus {
                 channel: format!("{}:__memo:invalidate", config.key_prefix()),
+                sequence: format!("{}:__memo:sequence", config.key_prefix()),
                 origin: format!(
                     "{}-{:x}",
                     std::process::id(),
@@ -148,6 +156,15 @@ impl Bus {
         &self.channel
     }
 
+    pub(crate) fn sequence(&self) -> &str {
+        &self.sequence
+    }
+
+    /// Starts a new epoch: the values filled before are not served again.
+    fn new_epoch(&self) {
+        self.epoch.store(self.next_epoch.fetch_add(1, SeqCst), SeqCst);
+    }
+
     /// Stops the subscriber thread and waits for it; local values are no longer
     /// served afterwards (the epoch stays 0).
     pub(crate) fn shutdown(&self) {
@@ -181,6 +198,9 @@ impl Bus {
     /// flag.
     fn subscribe_and_listen(&self) -> redis::RedisResult<()> {
         let node = &self.nodes[self.next_node.load(SeqCst) % self.nodes.len()];
+        // The number the next message should follow, read before subscribing: a message
+        // published in between shows as a gap (a drop of values, while there are few).
+        let mut last = self.last_number()?;
         let client = redis::Client::open(node.expose())?;
         let mut conn = client.get_connection_with_timeout(self.timeout.max(Duration::from_secs(1)))?;
         conn.set_read_timeout(Some(self.timeout))?;
@@ -189,7 +209,7 @@ impl Bus {
         pubsub.set_read_timeout(Some(POLL))?;
         // Subscribed: every clear from now on reaches us. Values filled before are
         // from another epoch and will not be served.
-        self.epoch.store(self.next_epoch.fetch_add(1, SeqCst), SeqCst);
+        self.new_epoch();
         self.health.succeeded();
         let mut quiet = Duration::ZERO;
         loop {
@@ -200,7 +220,17 @@ impl Bus {
                 Ok(msg) => {
                     quiet = Duration::ZERO;
                     let payload: String = msg.get_payload()?;
-                    self.deliver(&payload);
+                    let Some((number, message)) = numbered(&payload) else { continue };
+                    if number != last + 1 {
+                        tracing::warn!(
+                            expected = last + 1,
+                            got = number,
+                            "memo-alchemy: an invalidation message went missing; local values dropped"
+                        );
+                        self.new_epoch();
+                    }
+                    last = number;
+                    self.deliver(message);
                 }
                 Err(e) if e.is_timeout() => {
                     quiet += POLL;
@@ -215,6 +245,19 @@ impl Bus {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The number of the last message published, by the counter in Redis.
+    fn last_number(&self) -> redis::RedisResult<u64> {
+        let redis = super::conn::Redis::global();
+        let read = redis.run(|io| {
+            super::conn::block(async {
+                let number: Option<u64> =
+                    super::conn::Io::query(io, redis::cmd("GET").arg(&self.sequence)).await?;
+                Ok(number.unwrap_or(0))
+            })
+        });
+        read.map_err(|m| redis::RedisError::from((redis::ErrorKind::Io, "cannot read the bus's counter", m)))
     }
 
     fn deliver(&self, payload: &str) {
@@ -241,6 +284,12 @@ impl Bus {
             }
         }
     }
+}
+
+/// The number and the message of a numbered payload; `None` for anything else.
+fn numbered(payload: &str) -> Option<(u64, &str)> {
+    let (number, message) = payload.split_once('#')?;
+    Some((number.parse().ok()?, message))
 }
 
 /// A message: its kind, then each field as `<length in bytes>:<field>`, so that a field

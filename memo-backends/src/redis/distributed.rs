@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use super::bus::{Bus, Listener};
 use super::conn::Redis;
-use super::namespace::{hex, selected, unhex, Namespace};
+use super::local::Local;
+use super::namespace::{hex, selected, Namespace};
 use super::pending::{self, invalidate, invalidate_async, Target, What};
 use crate::Memory;
 
@@ -28,105 +29,11 @@ pub struct DistributedMemory<K, V> {
     redis: &'static Redis,
 }
 
-#[derive(Debug)]
-struct Local<K, V> {
-    memory: Memory<K, V>,
-    function: &'static CachedFunction,
-    tags: Option<RenderTags<K>>,
-    /// Advanced by every invalidation, local or remote, before it removes anything.
-    generation: AtomicU64,
-    /// The bus epoch the stored values were filled under.
-    epoch: AtomicU64,
-}
-
 /// What a miss remembers: the generation and the bus epoch it saw.
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
     generation: u64,
     epoch: u64,
-}
-
-impl<K, V> Local<K, V>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    fn invalidate(&self) -> usize {
-        self.generation.fetch_add(1, SeqCst);
-        self.memory.clear().unwrap_or(0)
-    }
-
-    fn invalidate_resolved(&self, resolved: &[(usize, &[u8])]) -> usize {
-        self.generation.fetch_add(1, SeqCst);
-        self.memory.clear_by(resolved).unwrap_or(0)
-    }
-
-    fn invalidate_where(&self, doomed: &(dyn Fn(&K) -> bool + Sync)) -> usize {
-        self.generation.fetch_add(1, SeqCst);
-        self.memory.clear_tagged(doomed).unwrap_or(0)
-    }
-
-    /// After another process's clear: the functions downstream whose entries only this
-    /// process can reach (that process cleared the shared ones).
-    fn cascade(&self) {
-        if let Err(err) = memo_core::clear_private_downstream(self.function) {
-            tracing::debug!(function = self.function.path(), %err, "memo-alchemy: a dependent could not be cleared");
-        }
-    }
-}
-
-impl<K, V> Listener for Local<K, V>
-where
-    K: Serialize + Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    fn invalidate_all(&self) {
-        self.invalidate();
-        self.cascade();
-    }
-
-    fn invalidate_matching(&self, segments: &[&str]) {
-        let names = self.function.arg_names();
-        let decoded: Option<Vec<(usize, Vec<u8>)>> = segments
-            .iter()
-            .map(|s| {
-                let (name, hex) = s.split_once('=')?;
-                Some((names.iter().position(|n| *n == name)?, unhex(hex)?))
-            })
-            .collect();
-        match decoded {
-            Some(decoded) => {
-                let resolved: Vec<(usize, &[u8])> = decoded.iter().map(|(i, b)| (*i, &b[..])).collect();
-                self.invalidate_resolved(&resolved);
-            }
-            // A message this build cannot read: clearing everything is safe.
-            None => {
-                self.invalidate();
-            }
-        }
-        self.cascade();
-    }
-
-    fn invalidate_key(&self, hex: &str) {
-        match unhex(hex) {
-            Some(wanted) => {
-                self.invalidate_where(&|key: &K| {
-                    postcard::to_stdvec(key).map_or(true, |bytes| bytes == wanted)
-                });
-            }
-            None => {
-                self.invalidate();
-            }
-        }
-        self.cascade();
-    }
-
-    fn invalidate_tagged(&self, tags: &[String]) {
-        if let (true, Some(render)) = (self.function.may_carry(tags), self.tags) {
-            // The bus then clears what is private downstream of every carrying function.
-            self.invalidate_where(&|key: &K| render(key).iter().any(|t| tags.contains(t)));
-        }
-    }
 }
 
 impl<K, V> DistributedMemory<K, V> {

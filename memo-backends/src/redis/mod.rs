@@ -16,10 +16,12 @@ mod conn;
 mod distributed;
 mod drain;
 mod lease;
+mod local;
 mod namespace;
 mod ops;
 mod pending;
 mod script;
+mod tier;
 
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -60,6 +62,8 @@ pub struct RedisStore<K, V, C> {
     /// Whether this process has listed the namespace in the tagged hash (functions
     /// with tags do, before their first lookup).
     listed: AtomicBool,
+    /// `local = N`: values kept in this process too.
+    tier: Option<tier::Tier<K, V>>,
     evictions: AtomicU64,
     decode_errors: AtomicU64,
     _types: PhantomData<fn() -> (V, C)>,
@@ -113,21 +117,34 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
     where
         V: DeserializeOwned,
     {
+        self.judged(found, entry, ticket).0
+    }
+
+    /// [`found`](RedisStore::found), with the value's write time when it carries one.
+    fn judged(
+        &self,
+        found: ops::Found,
+        entry: &Entry,
+        ticket: RedisTicket,
+    ) -> (Lookup<V, RedisTicket>, Option<u64>)
+    where
+        V: DeserializeOwned,
+    {
         let reason = match found {
-            ops::Found::Nothing => return Lookup::Miss(ticket),
-            ops::Found::Value(bytes) if self.policy.tracks_freshness() => match namespace::unstamp(&bytes) {
+            ops::Found::Nothing => return (Lookup::Miss(ticket), None),
+            ops::Found::Value(bytes) if self.stamps() => match namespace::unstamp(&bytes) {
                 Some((written, payload)) => match C::decode::<V>(payload) {
                     Ok(v) => {
                         let hash = namespace::fnv1a(entry.key.as_bytes());
                         let freshness = self.policy.freshness(written, wall_ms(), hash);
-                        return Lookup::of(v, || ticket, freshness);
+                        return (Lookup::of(v, || ticket, freshness), Some(written));
                     }
                     Err(reason) => reason,
                 },
                 None => "the value carries no write time".to_owned(),
             },
             ops::Found::Value(bytes) => match C::decode::<V>(&bytes) {
-                Ok(v) => return Lookup::Hit(v),
+                Ok(v) => return (Lookup::Hit(v), None),
                 Err(reason) => reason,
             },
             ops::Found::Foreign => "the value carries no epoch tag".to_owned(),
@@ -138,7 +155,17 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
             reason,
             "memo-alchemy: undecodable value; recomputing"
         );
-        Lookup::Miss(ticket)
+        (Lookup::Miss(ticket), None)
+    }
+
+    /// Whether values carry their write time: for `stale`, `refresh` and a `local` tier.
+    fn stamps(&self) -> bool {
+        self.policy.tracks_freshness() || self.function.local_tier().is_some()
+    }
+
+    /// Where this function's clears go: Redis, and the bus too with a `local` tier.
+    fn target(&self) -> Target {
+        Target::store_of(self.function)
     }
 
     /// The lifetime left to an entry that Redis keeps `ms` more (its lifetime, then `stale`).
@@ -170,7 +197,7 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
             value,
             // 0 means "unbounded" to the script.
             ttl_ms: self.retention_ms(entry),
-            stamp: self.policy.tracks_freshness(),
+            stamp: self.stamps(),
             ticket,
         }
     }
@@ -187,7 +214,7 @@ impl<K: Serialize, V, C: Codec> RedisStore<K, V, C> {
         self.policy.lifetime_ms(namespace::fnv1a(entry.key.as_bytes())).unwrap_or(0)
     }
 
-    fn stored(&self, evicted: Option<u64>) {
+    fn counted(&self, evicted: Option<u64>) {
         if let Some(n) = evicted {
             self.evictions.fetch_add(n, Relaxed);
         }
@@ -217,9 +244,15 @@ where
         tags: Option<RenderTags<K>>,
     ) -> Result<Self, Error> {
         drain::start();
+        let ns = Namespace::of(function, Config::global());
+        let tier = match function.local_tier() {
+            Some(n) => Some(tier::Tier::open(function, n, strict, tags, ns.base())?),
+            None => None,
+        };
         Ok(RedisStore {
             function,
-            ns: Namespace::of(function, Config::global()),
+            tier,
+            ns,
             policy,
             strict,
             tags,
@@ -233,9 +266,16 @@ where
 
     fn get<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Result<Lookup<V, RedisTicket>, Error> {
         self.admit()?;
+        let tiered = match &self.tier {
+            Some(tier) => match tier.get(key) {
+                Ok(v) => return Ok(Lookup::Hit(v)),
+                Err(ticket) => ticket,
+            },
+            None => None,
+        };
         let key = key.to_owned_key();
         let (entry, tags) = (self.entry(&key)?, self.tags_of(&key));
-        let (value, ticket) = self
+        let (value, mut ticket) = self
             .redis
             .run(|io| {
                 block(async {
@@ -244,7 +284,8 @@ where
                 })
             })
             .map_err(|m| self.fail(m))?;
-        Ok(self.found(value, &entry, ticket))
+        ticket.tier = tiered;
+        Ok(self.keep(self.judged(value, &entry, ticket), key, &entry, tiered))
     }
 
     fn put(&self, key: K, value: V, fill: Fill<'_, RedisTicket>) -> Result<(), Error> {
@@ -257,16 +298,21 @@ where
         let write = self.write_args(&entry, &bytes, &fill.ticket);
         let evicted =
             self.redis.run(|io| block(ops::write(io, &self.ns, &write))).map_err(|m| self.fail(m))?;
-        self.stored(evicted);
+        self.stored(evicted, key, value, &entry, fill.ticket.tier);
+        if fill.ticket.announce && evicted.is_some() {
+            self.announce(&entry)?;
+        }
         Ok(())
     }
 
     fn clear(&self) -> Result<usize, Error> {
-        invalidate(&self.ns, Target::Store, What::All).map_err(|m| self.fail(m))
+        self.tier.as_ref().inspect(|t| t.invalidate());
+        invalidate(&self.ns, self.target(), What::All).map_err(|m| self.fail(m))
     }
 
     fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error> {
-        invalidate(&self.ns, Target::Store, What::Matching(self.wanted(resolved))).map_err(|m| self.fail(m))
+        self.tier.as_ref().inspect(|t| t.invalidate_resolved(resolved));
+        invalidate(&self.ns, self.target(), What::Matching(self.wanted(resolved))).map_err(|m| self.fail(m))
     }
 
     /// `len` asks Redis for the live members of the function's index (one round trip,
@@ -285,12 +331,19 @@ where
         key: &'a Q,
     ) -> Result<Lookup<V, RedisTicket>, Error> {
         self.admit()?;
+        let tiered = match &self.tier {
+            Some(tier) => match tier.get(key) {
+                Ok(v) => return Ok(Lookup::Hit(v)),
+                Err(ticket) => ticket,
+            },
+            None => None,
+        };
         let key = key.to_owned_key();
         let (entry, tags) = (self.entry(&key)?, self.tags_of(&key));
         let ns = self.ns.clone();
         let looked_up = entry.clone();
         let unlisted = self.unlisted();
-        let (value, ticket) = self
+        let (value, mut ticket) = self
             .redis
             .run_async(move |mut io| async move {
                 if unlisted {
@@ -303,7 +356,8 @@ where
         if unlisted {
             self.listed.store(true, Relaxed);
         }
-        Ok(self.found(value, &entry, ticket))
+        ticket.tier = tiered;
+        Ok(self.keep(self.judged(value, &entry, ticket), key, &entry, tiered))
     }
 
     async fn put_async<'a>(&'a self, key: K, value: V, fill: Fill<'a, RedisTicket>) -> Result<(), Error> {
@@ -313,10 +367,13 @@ where
         let entry = self.entry(&key)?;
         let bytes = C::encode(&value).map_err(|m| self.fail(format!("cannot encode the value: {m}")))?;
         let (ns, ticket) = (self.ns.clone(), fill.ticket);
+        let (tiered, announce) = (ticket.tier, ticket.announce);
+        let kept = self.tier.as_ref().map(|_| (key, value));
         let (ttl_ms, stamp) = {
             let w = self.write_args(&entry, &bytes, &ticket);
             (w.ttl_ms, w.stamp)
         };
+        let written = entry.clone();
         let evicted = self
             .redis
             .run_async(move |mut io| async move {
@@ -325,7 +382,13 @@ where
             })
             .await
             .map_err(|m| self.fail(m))?;
-        self.stored(evicted);
+        match kept {
+            Some((key, value)) => self.stored(evicted, key, value, &written, tiered),
+            None => self.counted(evicted),
+        }
+        if announce && evicted.is_some() {
+            self.announce_async(&written).await?;
+        }
         Ok(())
     }
 
@@ -355,20 +418,26 @@ where
 
     fn reserve(&self, key: &K) -> Result<RedisTicket, Error> {
         let (entry, tags) = (self.entry(key)?, self.tags_of(key));
-        self.redis
+        let tiered = self.unserve(key);
+        let mut ticket = self
+            .redis
             .run(|io| {
                 block(async {
                     self.list(io).await?;
                     ops::reserve(io, &self.ns, &entry, tags).await
                 })
             })
-            .map_err(|m| self.fail(m))
+            .map_err(|m| self.fail(m))?;
+        ticket.tier = tiered;
+        ticket.announce = self.tier.is_some();
+        Ok(ticket)
     }
 
     async fn reserve_async<'a>(&'a self, key: &'a K) -> Result<RedisTicket, Error> {
         let (entry, tags, ns) = (self.entry(key)?, self.tags_of(key), self.ns.clone());
+        let tiered = self.unserve(key);
         let unlisted = self.unlisted();
-        let ticket = self
+        let mut ticket = self
             .redis
             .run_async(move |mut io| async move {
                 if unlisted {
@@ -381,18 +450,22 @@ where
         if unlisted {
             self.listed.store(true, Relaxed);
         }
+        ticket.tier = tiered;
+        ticket.announce = self.tier.is_some();
         Ok(ticket)
     }
 
     /// Kept for the retries when Redis does not take it, as a clear is.
     fn remove(&self, key: &K) -> Result<bool, Error> {
         let what = What::Key(self.entry(key)?.key);
-        invalidate(&self.ns, Target::Store, what).map(|n| n > 0).map_err(|m| self.fail(m))
+        self.tier.as_ref().inspect(|t| t.remove(key));
+        invalidate(&self.ns, self.target(), what).map(|n| n > 0).map_err(|m| self.fail(m))
     }
 
     async fn remove_async<'a>(&'a self, key: &'a K) -> Result<bool, Error> {
         let what = What::Key(self.entry(key)?.key);
-        invalidate_async(&self.ns, Target::Store, what).await.map(|n| n > 0).map_err(|m| self.fail(m))
+        self.tier.as_ref().inspect(|t| t.remove(key));
+        invalidate_async(&self.ns, self.target(), what).await.map(|n| n > 0).map_err(|m| self.fail(m))
     }
 
     fn ttl(&self, key: &K) -> Result<Option<Duration>, Error> {
@@ -454,18 +527,22 @@ where
         self.release_nonblocking(key, ticket).await
     }
 
-    /// Redis's tagged entries are removed by the kind, once for every function.
-    fn clear_tagged(&self, _: &(dyn Fn(&K) -> bool + Sync)) -> Result<usize, Error> {
+    /// Redis's tagged entries are removed by the kind, once for every function; the
+    /// `local` tier's here.
+    fn clear_tagged(&self, tagged: &(dyn Fn(&K) -> bool + Sync)) -> Result<usize, Error> {
+        self.tier.as_ref().inspect(|t| t.invalidate_where(tagged));
         Ok(0)
     }
 
     async fn clear_async(&self) -> Result<usize, Error> {
-        invalidate_async(&self.ns, Target::Store, What::All).await.map_err(|m| self.fail(m))
+        self.tier.as_ref().inspect(|t| t.invalidate());
+        invalidate_async(&self.ns, self.target(), What::All).await.map_err(|m| self.fail(m))
     }
 
     async fn clear_by_async<'a>(&'a self, resolved: &'a [(usize, &'a [u8])]) -> Result<usize, Error> {
+        self.tier.as_ref().inspect(|t| t.invalidate_resolved(resolved));
         let what = What::Matching(self.wanted(resolved));
-        invalidate_async(&self.ns, Target::Store, what).await.map_err(|m| self.fail(m))
+        invalidate_async(&self.ns, self.target(), what).await.map_err(|m| self.fail(m))
     }
 }
 
@@ -503,13 +580,13 @@ macro_rules! redis_kind {
                 sweep_async()
             }
             fn invalidate_tags(&self, tags: &[String]) -> Result<usize, Error> {
-                invalidate(&Namespace::tags(Config::global()), Target::Store, What::Tags(tags.to_vec()))
+                invalidate(&Namespace::tags(Config::global()), tag_target(), What::Tags(tags.to_vec()))
                     .map_err(|m| Redis::global().error(self.name(), "invalidate_tags", m))
             }
             fn invalidate_tags_async(&self, tags: Vec<String>) -> BoxFuture<'static, Result<usize, Error>> {
                 let name = self.name();
                 Box::pin(async move {
-                    invalidate_async(&Namespace::tags(Config::global()), Target::Store, What::Tags(tags))
+                    invalidate_async(&Namespace::tags(Config::global()), tag_target(), What::Tags(tags))
                         .await
                         .map_err(|m| Redis::global().error(name, "invalidate_tags", m))
                 })
@@ -538,8 +615,17 @@ fn cold_clear(
     backend: &'static str,
 ) -> Result<usize, Error> {
     let ns = Namespace::of(function, Config::global());
-    invalidate(&ns, Target::Store, What::of(function, selector))
+    invalidate(&ns, Target::store_of(function), What::of(function, selector))
         .map_err(|m| Redis::global().error(backend, function.path(), m))
+}
+
+/// Where tag invalidations of json and pickle entries go: Redis, and the bus too when
+/// a function of this program keeps a `local` tier (the other processes' tiers).
+fn tag_target() -> Target {
+    match memo_core::registry().any(|f| f.local_tier().is_some()) {
+        true => Target::StoreAndBus,
+        false => Target::Store,
+    }
 }
 
 /// The pattern of every key under the configured prefix.

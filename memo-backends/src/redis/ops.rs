@@ -4,7 +4,7 @@ use redis::{cmd, RedisResult};
 
 use super::conn::Io;
 use super::namespace::{has_segments, key_slot, untag, Entry, Namespace};
-use super::script::{CLEAR, DRAIN, ENTRY, LEASE, RELEASE, TAGS, TAG_BATCH, WRITE};
+use super::script::{CLEAR, DRAIN, ENTRY, LEASE, PUBLISH, RELEASE, TAGS, TAG_BATCH, WRITE};
 
 /// Keys removed per round trip by clears: small enough that Redis never stalls.
 const BATCH: usize = 1000;
@@ -26,6 +26,11 @@ pub struct Ticket {
     tags: Vec<(String, String)>,
     /// The token of this process's lease on the entry (`single_flight = "global"`).
     lease: Option<String>,
+    /// What the `local` tier's lookup saw, for the tier's fill.
+    pub(crate) tier: super::tier::TierTicket,
+    /// A direct write of a function with a `local` tier: once stored, the other
+    /// processes are told to drop their copies.
+    pub(crate) announce: bool,
 }
 
 impl Ticket {
@@ -127,7 +132,16 @@ pub(crate) async fn lookup(
     let found = found(values.first().and_then(Option::as_deref), &epoch);
     let generation = values.get(1).map_or_else(|| "0".to_owned(), text);
     let versions = values.iter().skip(3).map(text);
-    Ok((found, Ticket { generation, tags: tags.into_iter().zip(versions).collect(), lease: None }))
+    Ok((
+        found,
+        Ticket {
+            generation,
+            tags: tags.into_iter().zip(versions).collect(),
+            lease: None,
+            tier: None,
+            announce: false,
+        },
+    ))
 }
 
 /// Lists a namespace with tags in the tagged hash, so that tag invalidations in every
@@ -583,8 +597,15 @@ pub(crate) fn listed_at_nanos(draining: &str) -> Option<u128> {
     u128::from_str_radix(unique.split('-').next()?, 16).ok()
 }
 
-/// Publishes `message` on `channel`.
-pub(crate) async fn publish(io: &mut impl Io, channel: &str, message: &str) -> RedisResult<()> {
-    let _receivers: i64 = io.query(cmd("PUBLISH").arg(channel).arg(message)).await?;
+/// Publishes `message` on `channel`, numbered by the counter `sequence`.
+pub(crate) async fn publish(
+    io: &mut impl Io,
+    sequence: &str,
+    channel: &str,
+    message: &str,
+) -> RedisResult<()> {
+    let mut invocation = PUBLISH.prepare_invoke();
+    invocation.key(sequence).arg(channel).arg(message);
+    let _number: i64 = io.invoke(&invocation).await?;
     Ok(())
 }

@@ -20,6 +20,22 @@ pub(crate) enum Target {
     Store,
     /// The other processes' memory, through the bus (distributed_memory).
     Bus,
+    /// Both, the store first (json and pickle with a `local` tier).
+    StoreAndBus,
+}
+
+impl Target {
+    /// The store's target for a function: with a `local` tier, the bus too.
+    pub(crate) fn store_of(function: &memo_core::CachedFunction) -> Target {
+        match function.local_tier() {
+            Some(_) => Target::StoreAndBus,
+            None => Target::Store,
+        }
+    }
+
+    fn reaches_store(self) -> bool {
+        matches!(self, Target::Store | Target::StoreAndBus)
+    }
 }
 
 /// A clear's scope: a function's namespace (or the tags pseudo-namespace) and target.
@@ -44,7 +60,7 @@ impl Store<Scope> for Retried {
     /// The retries are the breaker's probes: they go through while it is open.
     fn apply(&self, scope: &Scope, what: &What) -> Result<usize, String> {
         let applied = Redis::global().run_retry(|io| block(apply(io, &scope.ns, scope.target, what)));
-        if applied.is_ok() && scope.target == Target::Store && *what == What::All {
+        if applied.is_ok() && scope.target.reaches_store() && *what == What::All {
             super::drain::poke();
         }
         applied
@@ -100,29 +116,45 @@ pub(crate) async fn invalidate_async(ns: &Namespace, target: Target, what: What)
 
 /// A full clear of stored entries leaves a renamed index for the drain.
 fn drained(target: Target, all: bool, result: &Result<usize, String>) {
-    if result.is_ok() && all && target == Target::Store {
+    if result.is_ok() && all && target.reaches_store() {
         super::drain::poke();
     }
 }
 
 async fn apply(io: &mut impl Io, ns: &Namespace, target: Target, what: &What) -> RedisResult<usize> {
-    match (target, what) {
-        (Target::Store, What::All) => ops::clear(io, ns).await,
-        (Target::Store, What::Matching(wanted)) => ops::clear_matching(io, ns, wanted).await,
-        (Target::Store, What::Tags(tags)) => ops::invalidate_tags(io, ns, tags).await,
-        (Target::Store, What::Key(key)) => match ns.entry_of_key(key) {
+    match target {
+        Target::Store => apply_store(io, ns, what).await,
+        Target::Bus => publish(io, ns, what).await.map(|()| 0),
+        Target::StoreAndBus => {
+            let removed = apply_store(io, ns, what).await?;
+            publish(io, ns, what).await?;
+            Ok(removed)
+        }
+    }
+}
+
+async fn apply_store(io: &mut impl Io, ns: &Namespace, what: &What) -> RedisResult<usize> {
+    match what {
+        What::All => ops::clear(io, ns).await,
+        What::Matching(wanted) => ops::clear_matching(io, ns, wanted).await,
+        What::Tags(tags) => ops::invalidate_tags(io, ns, tags).await,
+        What::Key(key) => match ns.entry_of_key(key) {
             Some(entry) => ops::remove(io, ns, &entry).await.map(usize::from),
             None => Ok(0),
         },
-        (Target::Bus, what) => {
-            let bus = Bus::global();
-            let message = match what {
-                What::All => bus.message('F', ns.base(), &[]),
-                What::Matching(segments) => bus.message('P', ns.base(), segments),
-                What::Tags(tags) => bus.message('T', "", tags),
-                What::Key(hex) => bus.message('K', ns.base(), std::slice::from_ref(hex)),
-            };
-            ops::publish(io, bus.channel(), &message).await.map(|()| 0)
-        }
     }
+}
+
+/// Tells every process: `F` all of `ns`'s entries, `P` those with every segment, `T`
+/// those carrying a tag, `K` one entry (a `local` tier, which cannot tell a stored
+/// entry's key from its own, drops all of the function's).
+async fn publish(io: &mut impl Io, ns: &Namespace, what: &What) -> RedisResult<()> {
+    let bus = Bus::global();
+    let message = match what {
+        What::All => bus.message('F', ns.base(), &[]),
+        What::Matching(segments) => bus.message('P', ns.base(), segments),
+        What::Tags(tags) => bus.message('T', "", tags),
+        What::Key(key) => bus.message('K', ns.base(), std::slice::from_ref(key)),
+    };
+    ops::publish(io, bus.sequence(), bus.channel(), &message).await
 }

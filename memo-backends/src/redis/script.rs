@@ -315,3 +315,16 @@ return 0
 ",
     )
 });
+
+/// KEYS: the bus's sequence counter. ARGV: the channel, a message. Publishes the
+/// message numbered by the counter (`{n}#{message}`), so that subscribers see a gap
+/// when one goes missing.
+pub(crate) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[1], n .. '#' .. ARGV[2])
+return n
+",
+    )
+});
