@@ -96,7 +96,7 @@ impl Bus {
             let config = Config::global();
             Bus {
                 channel: format!("{}:__memo:invalidate", config.key_prefix()),
-                sequence: format!("{}:__memo:sequence", config.key_prefix()),
+                sequence: sequence_key(config),
                 origin: format!(
                     "{}-{:x}",
                     std::process::id(),
@@ -284,6 +284,11 @@ impl Bus {
             }
         }
     }
+}
+
+/// The counter that numbers the bus's messages.
+pub(crate) fn sequence_key(config: &Config) -> String {
+    format!("{}:__memo:sequence", config.key_prefix())
 }
 
 /// The number and the message of a numbered payload; `None` for anything else.

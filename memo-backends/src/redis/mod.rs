@@ -637,7 +637,9 @@ fn sweep_pattern() -> String {
 /// primary of a cluster.
 fn sweep() -> Result<usize, Error> {
     let pattern = sweep_pattern();
-    let keep = Namespace::tags(Config::global()).tagged();
+    // The tagged hash, which running processes listed their functions in once, and the
+    // bus's counter, whose reset every subscriber would take for a lost message.
+    let keep = [Namespace::tags(Config::global()).tagged(), bus::sequence_key(Config::global())];
     let redis = Redis::global();
     redis
         .on_every_primary(|io, by_slot| block(ops::sweep(io, &pattern, &keep, by_slot)))

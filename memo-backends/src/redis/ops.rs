@@ -512,18 +512,25 @@ async fn reset_generation(io: &mut impl Io, ns: &Namespace, shard: usize) -> Red
 /// prefix glob) on one server (a cluster's primaries are swept one by one, with
 /// `by_slot`: a command's keys must then share a hash slot). Generation counters are
 /// not deleted, which would let an in-flight fill of this program store again, but
-/// expire an hour later; nor is `keep` (the tagged hash, which running processes listed
-/// their functions in once). Counts nothing: the functions' own clears, which
+/// expire an hour later; nor are the keys in `keep` (the tagged hash, the bus's
+/// counter). Counts nothing: the functions' own clears, which
 /// `flush_all` runs first, counted their live entries, and their old keys may still be
 /// here waiting for the drain.
-pub(crate) async fn sweep(io: &mut impl Io, pattern: &str, keep: &str, by_slot: bool) -> RedisResult<usize> {
+pub(crate) async fn sweep(
+    io: &mut impl Io,
+    pattern: &str,
+    keep: &[String],
+    by_slot: bool,
+) -> RedisResult<usize> {
     let mut cursor: u64 = 0;
     loop {
         let (next, keys): (u64, Vec<String>) =
             io.query(cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(BATCH)).await?;
         // Generations and epochs only ever move forward: they are left to expire.
-        let (generations, keys): (Vec<String>, Vec<String>) =
-            keys.into_iter().filter(|k| k != keep).partition(|k| k.ends_with(":g") || k.ends_with(":e"));
+        let (generations, keys): (Vec<String>, Vec<String>) = keys
+            .into_iter()
+            .filter(|k| !keep.contains(k))
+            .partition(|k| k.ends_with(":g") || k.ends_with(":e"));
         for generation in &generations {
             let _: i64 = io.query(cmd("PEXPIRE").arg(generation).arg(GENERATION_AFTER_FLUSH_MS)).await?;
         }
