@@ -83,3 +83,11 @@ pub(crate) fn wall_nanos() -> u128 {
 pub(crate) fn wall_ms() -> u64 {
     u64::try_from(wall_nanos() / 1_000_000).unwrap_or(u64::MAX)
 }
+
+/// The bytes of lower-case `hex`, or `None` if it is not hex.
+pub(crate) fn unhex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+}

@@ -29,6 +29,8 @@ pub mod redis;
 mod retries;
 mod second_chance;
 mod sketch;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod tier;
 
 pub use memory::{Memory, MemoryBackend};
 #[cfg(feature = "postgres")]

@@ -27,19 +27,9 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use memo_core::{Config, Health, RedisUrl};
-use parking_lot::{Mutex, RwLock};
 
-/// What a process does with an invalidation for one of its functions.
-pub(crate) trait Listener: Send + Sync {
-    /// Removes every local entry.
-    fn invalidate_all(&self);
-    /// Removes the local entries that have every `name=hex` segment.
-    fn invalidate_matching(&self, segments: &[&str]);
-    /// Removes the local entries that carry any of `tags`.
-    fn invalidate_tagged(&self, tags: &[String]);
-    /// Removes the local entry whose encoded arguments are `hex`.
-    fn invalidate_key(&self, hex: &str);
-}
+use crate::tier::Listener;
+use parking_lot::{Mutex, RwLock};
 
 /// The process's bus.
 pub(crate) struct Bus {
@@ -75,6 +65,16 @@ impl std::fmt::Debug for Bus {
 }
 
 static BUS: OnceLock<Bus> = OnceLock::new();
+
+impl crate::tier::Bus for Bus {
+    fn epoch(&self) -> u64 {
+        Bus::epoch(self)
+    }
+
+    fn listen(&self, ns: &str, listener: Arc<dyn Listener>) {
+        Bus::listen(self, ns, listener);
+    }
+}
 
 /// Whether this process's subscriber is subscribed now; `None` when it never started.
 pub(crate) fn subscribed() -> Option<bool> {

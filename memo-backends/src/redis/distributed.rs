@@ -11,11 +11,11 @@ use memo_core::{
 };
 use serde::Serialize;
 
-use super::bus::{Bus, Listener};
+use super::bus::Bus;
 use super::conn::Redis;
-use super::local::Local;
 use super::namespace::{hex, selected, Namespace};
 use super::pending::{self, invalidate, invalidate_async, Target, What};
+use crate::tier::{Listener, Local};
 use crate::Memory;
 
 /// Values in local memory (LRU, `limit`, `expire` as for `memory`); a clear in any

@@ -16,7 +16,6 @@ mod conn;
 mod distributed;
 mod drain;
 mod lease;
-mod local;
 mod namespace;
 mod ops;
 mod pending;
@@ -246,7 +245,7 @@ where
         drain::start();
         let ns = Namespace::of(function, Config::global());
         let tier = match function.local_tier() {
-            Some(n) => Some(tier::Tier::open(function, n, strict, tags, ns.base())?),
+            Some(n) => Some(tier::Tier::open(function, n, strict, tags, ns.base(), bus::Bus::global())?),
             None => None,
         };
         Ok(RedisStore {

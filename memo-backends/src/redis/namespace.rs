@@ -346,14 +346,6 @@ pub(crate) fn has_segments(key: &str, wanted: &[String]) -> bool {
     wanted.iter().all(|w| args.split(':').any(|s| s == w))
 }
 
-/// The bytes of lower-case `hex`, or `None` if it is not hex.
-pub(crate) fn unhex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
-}
-
 /// `prefix` with the glob characters of Redis's MATCH escaped.
 pub(crate) fn glob_escape(prefix: &str) -> String {
     let mut out = String::with_capacity(prefix.len());

@@ -1,4 +1,4 @@
-//! A memory tier kept coherent through the invalidation bus: `distributed_memory`'s
+//! The values of a memory tier kept coherent through the invalidation bus: `distributed_memory`'s
 //! values, and the `local = N` tier in front of json and pickle. Every invalidation,
 //! here or from another process, moves the tier's generation on before it removes
 //! anything, so that a fill that began before cannot store after; values are served
@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use memo_core::{Backend, CachedFunction, RenderTags};
 use serde::Serialize;
 
-use super::bus::Listener;
-use super::namespace::unhex;
+use super::Listener;
+use crate::keys::unhex;
 use crate::Memory;
 
 /// One function's values in this process.
