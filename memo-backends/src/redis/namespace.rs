@@ -361,6 +361,7 @@ pub(crate) fn glob_escape(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::unhex;
 
     #[test]
     fn segments_match_exactly() {
