@@ -4,7 +4,9 @@
 //! starts on loopback (initdb + pg_ctl); the raw statements run through both the
 //! blocking `postgres` client and tokio-postgres driven like the backend's (a
 //! connection task on a one-thread runtime), which is how the driver was chosen; and
-//! 100 hits through single calls against one `cache_many`.
+//! 100 hits through single calls against one `cache_many`. Beside the miss, a miss with
+//! `single_flight = "global"` (the leader takes the key's lease in `memo_leases` before
+//! the body; the write-back is fenced by it and releases it).
 //!
 //! Run with `cargo bench --features postgres --bench postgres` (needs PostgreSQL
 //! installed: initdb on the PATH or in /usr/lib/postgresql/<version>/bin).
@@ -39,6 +41,12 @@ fn pg_profile(id: u64) -> Profile {
 
 #[postgres_cache(limit = -1, expire = 600)]
 async fn pg_profile_async(id: u64) -> Profile {
+    compute(id)
+}
+
+/// The miss takes the key's lease in the shared store before the body.
+#[postgres_cache(limit = -1, expire = 600, single_flight = "global")]
+fn pg_global(id: u64) -> Profile {
     compute(id)
 }
 
@@ -141,6 +149,9 @@ fn postgres_group(c: &mut Criterion) {
 
     group.bench_function("miss #[postgres_cache]", |b| {
         b.iter(|| black_box(pg_profile(NEXT.fetch_add(1, Relaxed))))
+    });
+    group.bench_function("miss #[postgres_cache] single_flight global", |b| {
+        b.iter(|| black_box(pg_global(NEXT.fetch_add(1, Relaxed))))
     });
     group.bench_function("miss #[postgres_cache] limit = 1000", |b| {
         b.iter(|| black_box(pg_limited(NEXT.fetch_add(1, Relaxed))))

@@ -1,7 +1,10 @@
 //! Redis json and pickle hits and misses through `#[cache]`, side by side with a raw
 //! `redis` GET (plus decode) and GET + SET (plus compute and encode) of the same value,
 //! on a redis-server the bench starts on loopback; and 100 hits through single calls
-//! against one `cache_many`.
+//! against one `cache_many`. Beside the json hit, the same value through a json
+//! function with a memory tier in front (`local = 1000`) and through a plain memory
+//! `#[cache]`; beside the json miss, a json miss with `single_flight = "global"` (the
+//! leader takes the key's lease before the body, the write-back is fenced by it).
 //!
 //! Run with `cargo bench --bench redis` (needs `redis-server` on the PATH). With
 //! `MEMO_TEST_TOPOLOGY=cluster` (as `scripts/bench` runs it a second time) the same hits
@@ -16,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
-use memo_alchemy::{json_cache, pickle_cache};
+use memo_alchemy::{cache, json_cache, pickle_cache};
 use redis::Commands;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +36,25 @@ fn compute(id: u64) -> Profile {
 
 #[json_cache(limit = -1, expire = 600)]
 fn json_profile(id: u64) -> Profile {
+    compute(id)
+}
+
+/// The json function with a memory tier in front: a hit that finds the tier's entry
+/// makes no round trip.
+#[json_cache(limit = -1, expire = 600, local = 1000)]
+fn json_local_profile(id: u64) -> Profile {
+    compute(id)
+}
+
+/// The json function whose miss takes the key's lease in Redis before the body.
+#[json_cache(limit = -1, expire = 600, single_flight = "global")]
+fn json_global_profile(id: u64) -> Profile {
+    compute(id)
+}
+
+/// The memory backend, for the floor of the hits above.
+#[cache(limit = -1, expire = 600)]
+fn memory_profile(id: u64) -> Profile {
     compute(id)
 }
 
@@ -56,9 +78,15 @@ fn redis_group(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
 
     json_profile(1);
+    json_local_profile(1);
+    memory_profile(1);
     pickle_profile(1);
     let _: () = raw.set_ex("raw:1", serde_json::to_vec(&compute(1)).expect("encodes"), 600).expect("SET");
     group.bench_function("hit json #[cache]", |b| b.iter(|| black_box(json_profile(black_box(1)))));
+    group.bench_function("hit json local tier #[cache]", |b| {
+        b.iter(|| black_box(json_local_profile(black_box(1))))
+    });
+    group.bench_function("hit memory #[cache]", |b| b.iter(|| black_box(memory_profile(black_box(1)))));
     group.bench_function("hit pickle #[cache]", |b| b.iter(|| black_box(pickle_profile(black_box(1)))));
     group.bench_function("hit raw GET + json decode", |b| {
         b.iter(|| {
@@ -85,6 +113,9 @@ fn redis_group(c: &mut Criterion) {
 
     group.bench_function("miss json #[cache]", |b| {
         b.iter(|| black_box(json_profile(NEXT.fetch_add(1, Relaxed))))
+    });
+    group.bench_function("miss json single_flight global #[cache]", |b| {
+        b.iter(|| black_box(json_global_profile(NEXT.fetch_add(1, Relaxed))))
     });
     group.bench_function("miss pickle #[cache]", |b| {
         b.iter(|| black_box(pickle_profile(NEXT.fetch_add(1, Relaxed))))

@@ -86,6 +86,25 @@ fn lookup<'a>(rows: &'a [(String, f64)], id: &str) -> Option<&'a f64> {
     rows.iter().find(|(i, _)| i == id).map(|(_, v)| v)
 }
 
+/// A median in µs for the server groups' tables, with three decimals below 1 µs (a
+/// memory hit beside the round trips).
+fn micros(ns: f64) -> String {
+    if ns < 1000.0 {
+        format!("{:.3}", ns / 1000.0)
+    } else {
+        format!("{:.1}", ns / 1000.0)
+    }
+}
+
+/// A median with its unit: ns below 1 µs, else µs.
+fn duration(ns: f64) -> String {
+    if ns < 1000.0 {
+        format!("{ns:.0} ns")
+    } else {
+        format!("{:.1} µs", ns / 1000.0)
+    }
+}
+
 fn main() {
     let date = std::env::var("BENCH_DATE").unwrap_or_else(|_| "(date not given)".into());
     let machine = std::env::var("BENCH_MACHINE").unwrap_or_else(|_| "(machine not given)".into());
@@ -172,7 +191,7 @@ fn main() {
         } else {
             w("| | median µs per call |\n|---|---:|\n".into());
             for (id, ns) in &rows {
-                w(format!("| {id} | {:.1} |\n", ns / 1000.0));
+                w(format!("| {id} | {} |\n", micros(*ns)));
             }
         }
         rows
@@ -195,9 +214,63 @@ fn main() {
     } else {
         w("| | median µs per call | single server |\n|---|---:|---:|\n".into());
         for (id, ns) in &redis_cluster {
-            let single = lookup(&redis, id).map_or(String::from("-"), |s| format!("{:.1}", s / 1000.0));
-            w(format!("| {id} | {:.1} | {single} |\n", ns / 1000.0));
+            let single = lookup(&redis, id).map_or(String::from("-"), |s| micros(*s));
+            w(format!("| {id} | {} | {single} |\n", micros(*ns)));
         }
+    }
+
+    // Issue 17: the memory tier in front of json (`local = N`) beside a json hit and a
+    // memory hit, and what `single_flight = "global"` adds to a miss (its lease).
+    w("\n## Memory tier and global single-flight (issue 17)\n\n".into());
+    w("Hits: a json function with `local = 1000` beside the plain json function and a memory \
+       `#[cache]` of the same value; ratios are the tier's cost over the other's.\n\n"
+        .into());
+    w("| | hit memory | hit json local tier | hit json | local tier / memory | local tier / json |\n".into());
+    w("|---|---:|---:|---:|---:|---:|\n".into());
+    let cell = |v: Option<f64>| v.map_or(String::from("-"), duration);
+    let ratio = |a: Option<f64>, b: Option<f64>| {
+        a.zip(b).map_or(String::from("-"), |(a, b)| format!("{:.2}×", a / b))
+    };
+    for (rows, topology) in [(&redis, "Redis"), (&redis_cluster, "Redis Cluster")] {
+        let memory = lookup(rows, "hit memory #[cache]").copied();
+        let local = lookup(rows, "hit json local tier #[cache]").copied();
+        let json = lookup(rows, "hit json #[cache]").copied();
+        w(format!(
+            "| {topology} | {} | {} | {} | {} | {} |\n",
+            cell(memory),
+            cell(local),
+            cell(json),
+            ratio(local, memory),
+            ratio(local, json)
+        ));
+    }
+    w("\nMisses: `single_flight = \"global\"` against the same function without it; the \
+       overhead per miss is the difference of the medians.\n\n"
+        .into());
+    w("| | miss | miss, single_flight global | overhead per miss | ratio |\n".into());
+    w("|---|---:|---:|---:|---:|\n".into());
+    for (what, rows, plain_id, global_id) in [
+        ("Redis, json", &redis, "miss json #[cache]", "miss json single_flight global #[cache]"),
+        (
+            "Redis Cluster, json",
+            &redis_cluster,
+            "miss json #[cache]",
+            "miss json single_flight global #[cache]",
+        ),
+        ("Postgres", &postgres, "miss #[postgres_cache]", "miss #[postgres_cache] single_flight global"),
+    ] {
+        let plain = lookup(rows, plain_id).copied();
+        let global = lookup(rows, global_id).copied();
+        let overhead = plain.zip(global).map_or(String::from("-"), |(p, g)| {
+            let sign = if g < p { "-" } else { "+" };
+            format!("{sign}{}", duration((g - p).abs()))
+        });
+        w(format!(
+            "| {what} | {} | {} | {overhead} | {} |\n",
+            cell(plain),
+            cell(global),
+            ratio(global, plain)
+        ));
     }
 
     // The issue's targets, from the numbers above.
