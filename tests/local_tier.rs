@@ -152,6 +152,13 @@ fn a_clear_in_another_process_reaches_the_tier_within_the_bus_latency() {
     latencies.push(served_after(14, || {
         profile::cache_entry(14_u32).set(7).unwrap();
     }));
+    // A subscription lost just before the clear: its message may never arrive, and the
+    // reconnect drops the tier.
+    latencies.push(served_after(16, || {
+        let _: () =
+            redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query(&mut server().raw()).unwrap();
+        profile::cache_clear_by().id(16_u32).clear().unwrap();
+    }));
     eprintln!("old values served after the clear returned, for: {latencies:?}");
     for latency in &latencies {
         assert!(*latency < Duration::from_millis(200), "the bus latency bounds the window: {latencies:?}");
