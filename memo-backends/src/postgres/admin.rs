@@ -11,7 +11,7 @@
 use memo_core::{Config, Error};
 
 use super::conn::Postgres as Db;
-use super::pending::{invalidate, What};
+use super::pending::{invalidate, Target, What};
 
 /// A function found in the table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -160,7 +160,8 @@ pub fn counts() -> Result<Counts, Error> {
 }
 
 /// Clears everything of the function whose namespace is `namespace`, as its own clear
-/// would (`memo_clear`); returns the live rows there were.
+/// would (`memo_clear`), and tells the processes that keep its values in a `local`
+/// tier; returns the live rows there were.
 pub fn clear(namespace: &str) -> Result<usize, Error> {
-    invalidate(namespace, What::All).map_err(|m| Db::global().error("clear", m))
+    invalidate(namespace, Target::StoreAndBus, What::All).map_err(|m| Db::global().error("clear", m))
 }

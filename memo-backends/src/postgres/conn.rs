@@ -69,6 +69,8 @@ pub(crate) struct Postgres {
     /// The connections of blocking callers.
     blocking: Result<super::blocking::Pool, String>,
     url: PostgresUrl,
+    /// The connection settings, for connections of their own (the bus's).
+    parsed: Result<tokio_postgres::Config, String>,
     timeout: Duration,
     pub(crate) sql: Sql,
     /// Whether this process has made sure the tables exist.
@@ -107,6 +109,7 @@ impl Postgres {
             pg
         });
         let parsed = parsed.map_err(|e| url.redact(&e.to_string()));
+        let own = parsed.clone();
         let blocking = parsed.clone().map(|pg| super::blocking::Pool::new(pg, config.postgres_pool_size()));
         let pool = parsed.and_then(|pg| {
             let manager = Manager::from_config(
@@ -125,6 +128,7 @@ impl Postgres {
         Postgres {
             pool,
             blocking,
+            parsed: own,
             health: Health::new(format!("PostgreSQL at {url}")),
             url,
             timeout,
@@ -139,6 +143,21 @@ impl Postgres {
     /// context, which the caller may not have).
     pub(crate) async fn pause(&self, pause: Duration) {
         drop(RUNTIME.spawn(async move { tokio::time::sleep(pause).await }).await);
+    }
+
+    /// The settings of a connection of its own, or why the URL is invalid.
+    pub(crate) fn settings(&self) -> Result<&tokio_postgres::Config, &str> {
+        self.parsed.as_ref().map_err(String::as_str)
+    }
+
+    /// The configured timeout of one operation.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Where the server is, with no password.
+    pub(crate) fn url(&self) -> &PostgresUrl {
+        &self.url
     }
 
     /// Whether the last call found PostgreSQL unreachable.
@@ -193,7 +212,7 @@ impl Postgres {
             error: answered.err(),
             breaker: self.breaker.state(),
             pool: self.blocking.as_ref().ok().map(super::blocking::Pool::usage),
-            subscribed: None,
+            subscribed: super::bus::subscribed(),
         }
     }
 

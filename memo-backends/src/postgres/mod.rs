@@ -11,9 +11,15 @@
 //!
 //! With `single_flight = "global"`, the leader of a miss also takes the key's lease
 //! (one more call, `memo_lease`) before it runs the body: see the module `lease`.
+//!
+//! With `local = N`, up to N values are kept in this process too ([`crate::tier`]): a
+//! hit there makes no query. Clears, partial clears, removals, tag invalidations and
+//! direct writes reach the other processes' tiers through `LISTEN`/`NOTIFY` (the
+//! module `bus`), after the table changed, within the same retried attempt.
 
 pub mod admin;
 mod blocking;
+mod bus;
 mod cleanup;
 mod conn;
 mod lease;
@@ -36,9 +42,10 @@ use serde::Serialize;
 pub use cleanup::{start_cleanup, Cleanup};
 use conn::{Postgres as Db, Session};
 pub use pending::pending as pending_clears;
-use pending::{invalidate, invalidate_async, What};
+use pending::{invalidate, invalidate_async, Target, What};
 
 use crate::keys::{fnv1a, selected, wall_ms};
+use crate::tier::{Tier, TierTicket};
 
 /// What a miss hands to the write: the clear generation and the versions of the
 /// entry's tags that the lookup saw (or that were read again with the key's lease),
@@ -50,6 +57,11 @@ pub struct Ticket {
     versions: Vec<i64>,
     /// The token of this process's lease on the key (`single_flight = "global"`).
     lease: Option<String>,
+    /// What the `local` tier's lookup saw, for the tier's fill.
+    tier: TierTicket,
+    /// A direct write of a function with a `local` tier: once stored, the other
+    /// processes are told.
+    announce: bool,
 }
 
 /// One function's entries in PostgreSQL.
@@ -62,6 +74,8 @@ pub struct Postgres<K, V> {
     strict: Option<StrictKeys<K>>,
     tags: Option<RenderTags<K>>,
     db: &'static Db,
+    /// `local = N`: values kept in this process too.
+    tier: Option<Tier<K, V>>,
     evictions: AtomicU64,
     decode_errors: AtomicU64,
     _types: PhantomData<fn() -> V>,
@@ -144,27 +158,61 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
         self.policy.freshness(written, now, fnv1a(key.as_bytes()))
     }
 
-    /// The lookup of `key`, over a pooled client.
-    async fn lookup(&self, c: Session, key: String, tags: Vec<String>) -> Result<Lookup<V, Ticket>, PgError> {
+    /// The lookup of `key`, over a pooled client, and the value's age (ms, by the
+    /// database's clock) when a `local` tier wants it.
+    async fn lookup(
+        &self,
+        c: Session,
+        key: String,
+        tags: Vec<String>,
+    ) -> Result<(Lookup<V, Ticket>, Option<i64>), PgError> {
         let sql = &self.db.sql;
-        // The write time matters only to `stale` and `refresh`.
-        let stamped = self.policy.tracks_freshness();
+        // The write time matters only to `stale`, `refresh` and a `local` tier.
+        let stamped = self.policy.tracks_freshness() || self.tier.is_some();
         let get = if stamped { &sql.get_stamped } else { &sql.get };
         let row = c.query_opt(&c.prepare_cached(get).await?, &[&self.ns, &key]).await?;
         let found = row.and_then(|row| Some((self.decoded(&row, 0)?, if stamped { row.get(1) } else { 0 })));
-        let (found, freshness) = match found {
-            Some((v, written)) => (Some(v), self.freshness(&key, written)),
-            None => (None, Freshness::Stale),
+        let (found, freshness, age) = match found {
+            Some((v, age)) => (Some(v), self.freshness(&key, age), stamped.then_some(age)),
+            None => (None, Freshness::Stale, None),
         };
         let found = match (found, freshness) {
-            (Some(v), Freshness::Fresh) => return Ok(Lookup::Hit(v)),
+            (Some(v), Freshness::Fresh) => return Ok((Lookup::Hit(v), age)),
             (found, _) => found,
         };
         let ticket = ticket(&c, &self.ns, tags).await?;
-        Ok(match found {
-            Some(v) => Lookup::of(v, || ticket, freshness),
-            None => Lookup::Miss(ticket),
-        })
+        Ok((
+            match found {
+                Some(v) => Lookup::of(v, || ticket, freshness),
+                None => Lookup::Miss(ticket),
+            },
+            None,
+        ))
+    }
+
+    /// The wall-clock end of the lifetime of the row of `key`, written `age` ms ago:
+    /// `None` for never.
+    fn until(&self, key: &str, age: i64) -> Option<u64> {
+        let written = wall_ms().saturating_sub(u64::try_from(age).unwrap_or(0));
+        self.policy.lifetime_ms(fnv1a(key.as_bytes())).map(|ms| written.saturating_add(ms))
+    }
+
+    /// A lookup's answer; a hit enters the tier, until the row's end of life.
+    fn keep(
+        &self,
+        (lookup, age): (Lookup<V, Ticket>, Option<i64>),
+        key: K,
+        entry: &str,
+        ticket: TierTicket,
+    ) -> Lookup<V, Ticket>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        if let (Some(tier), Lookup::Hit(v), Some(age)) = (&self.tier, &lookup, age) {
+            tier.fill(key, v.clone(), self.until(entry, age), ticket);
+        }
+        lookup
     }
 
     /// The values of `keys` that a call would be served, in one query.
@@ -193,7 +241,7 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
         key: String,
         value: value::Jsonb,
         ticket: Ticket,
-    ) -> Result<(), PgError> {
+    ) -> Result<bool, PgError> {
         let (retention, limit) = (self.retention_ms(&key), self.limit());
         let statement = c.prepare_cached(&self.db.sql.write).await?;
         let row = c
@@ -216,7 +264,7 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
         if evicted > 0 {
             self.evictions.fetch_add(u64::try_from(evicted).unwrap_or(0), Relaxed);
         }
-        Ok(())
+        Ok(evicted >= 0)
     }
 
     fn limit(&self) -> i64 {
@@ -268,10 +316,51 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
 
 type PgError = tokio_postgres::Error;
 
+/// A lookup's answer, its ticket (on a miss) carrying what the tier's lookup saw.
+fn tiered_ticket<V>(
+    (lookup, age): (Lookup<V, Ticket>, Option<i64>),
+    tier: TierTicket,
+) -> (Lookup<V, Ticket>, Option<i64>) {
+    let lookup = match lookup {
+        Lookup::Miss(ticket) => Lookup::Miss(Ticket { tier, ..ticket }),
+        Lookup::Stale(v, ticket) => Lookup::Stale(v, Ticket { tier, ..ticket }),
+        Lookup::Refresh(v, ticket) => Lookup::Refresh(v, Ticket { tier, ..ticket }),
+        hit @ Lookup::Hit(_) => hit,
+    };
+    (lookup, age)
+}
+
+impl<K, V> Postgres<K, V>
+where
+    K: Serialize + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Where this function's clears go: the table, and the bus too with a `local` tier.
+    fn target(&self) -> Target {
+        Target::store_of(self.function)
+    }
+
+    /// A write's outcome: a stored value enters the tier, until its end of life.
+    fn stored(&self, stored: bool, key: K, value: V, entry: &str, ticket: TierTicket) {
+        if let (Some(tier), true) = (&self.tier, stored) {
+            tier.fill(key, value, self.until(entry, 0), ticket);
+        }
+    }
+
+    /// Before a direct write of `key`: its value here goes and fills that began before
+    /// are refused; the tier's ticket for the write. (The other processes are told once
+    /// the value is stored: told before, they could read the old one again.)
+    fn unserve(&self, key: &K) -> TierTicket {
+        let tier = self.tier.as_ref()?;
+        tier.remove(key);
+        tier.ticket()
+    }
+}
+
 /// The clear generation of `ns` and the versions of `tags`.
 async fn ticket(c: &Session, ns: &str, tags: Vec<String>) -> Result<Ticket, PgError> {
     let row = c.query_one(&c.prepare_cached(&Db::global().sql.ticket).await?, &[&ns, &tags]).await?;
-    Ok(Ticket { generation: row.get(0), versions: row.get(1), tags, lease: None })
+    Ok(Ticket { generation: row.get(0), versions: row.get(1), tags, ..Ticket::default() })
 }
 
 impl<K, V> Backend<K, V> for Postgres<K, V>
@@ -291,13 +380,19 @@ where
         strict: Option<StrictKeys<K>>,
         tags: Option<RenderTags<K>>,
     ) -> Result<Self, Error> {
+        let ns = namespace(function, Config::global());
+        let tier = match function.local_tier() {
+            Some(n) => Some(Tier::open(function, n, strict, tags, &ns, bus::Bus::global())?),
+            None => None,
+        };
         Ok(Postgres {
             function,
-            ns: namespace(function, Config::global()),
+            ns,
             policy,
             strict,
             tags,
             db: Db::global(),
+            tier,
             evictions: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
             _types: PhantomData,
@@ -306,9 +401,17 @@ where
 
     fn get<Q: KeyRef<K> + ?Sized>(&self, key: &Q) -> Result<Lookup<V, Ticket>, Error> {
         self.admit()?;
+        let tiered = match &self.tier {
+            Some(tier) => match tier.get(key) {
+                Ok(v) => return Ok(Lookup::Hit(v)),
+                Err(ticket) => ticket,
+            },
+            None => None,
+        };
         let key = key.to_owned_key();
         let (entry, tags) = (self.key(&key)?, self.tags_of(&key));
-        self.db.run(|c| self.lookup(c, entry, tags)).map_err(|m| self.fail(m))
+        let found = self.db.run(|c| self.lookup(c, entry.clone(), tags)).map_err(|m| self.fail(m))?;
+        Ok(self.keep(tiered_ticket(found, tiered), key, &entry, tiered))
     }
 
     async fn get_async<'a, Q: KeyRef<K> + Sync + ?Sized>(
@@ -316,9 +419,18 @@ where
         key: &'a Q,
     ) -> Result<Lookup<V, Ticket>, Error> {
         self.admit()?;
+        let tiered = match &self.tier {
+            Some(tier) => match tier.get(key) {
+                Ok(v) => return Ok(Lookup::Hit(v)),
+                Err(ticket) => ticket,
+            },
+            None => None,
+        };
         let key = key.to_owned_key();
         let (entry, tags) = (self.key(&key)?, self.tags_of(&key));
-        self.db.run_async(|c| self.lookup(c, entry, tags)).await.map_err(|m| self.fail(m))
+        let found =
+            self.db.run_async(|c| self.lookup(c, entry.clone(), tags)).await.map_err(|m| self.fail(m))?;
+        Ok(self.keep(tiered_ticket(found, tiered), key, &entry, tiered))
     }
 
     fn put(&self, key: K, value: V, fill: Fill<'_, Ticket>) -> Result<(), Error> {
@@ -327,32 +439,53 @@ where
             // processes wait it out.
             return self.release_blocking(&key, &fill.ticket);
         }
-        let (entry, value) = (self.key(&key)?, self.fill_value(&value)?);
-        self.db.run(|c| self.write(c, entry, value, fill.ticket)).map_err(|m| self.fail(m))
+        let (entry, bytes) = (self.key(&key)?, self.fill_value(&value)?);
+        let (tiered, announce) = (fill.ticket.tier, fill.ticket.announce);
+        let stored =
+            self.db.run(|c| self.write(c, entry.clone(), bytes, fill.ticket)).map_err(|m| self.fail(m))?;
+        self.stored(stored, key, value, &entry, tiered);
+        if announce && stored {
+            invalidate(&self.ns, Target::Bus, What::Key(entry)).map_err(|m| self.fail(m))?;
+        }
+        Ok(())
     }
 
     async fn put_async<'a>(&'a self, key: K, value: V, fill: Fill<'a, Ticket>) -> Result<(), Error> {
         if !fill.is_current() {
             return self.release_nonblocking(&key, &fill.ticket).await;
         }
-        let (entry, value) = (self.key(&key)?, self.fill_value(&value)?);
-        self.db.run_async(|c| self.write(c, entry, value, fill.ticket)).await.map_err(|m| self.fail(m))
+        let (entry, bytes) = (self.key(&key)?, self.fill_value(&value)?);
+        let (tiered, announce) = (fill.ticket.tier, fill.ticket.announce);
+        let stored = self
+            .db
+            .run_async(|c| self.write(c, entry.clone(), bytes, fill.ticket))
+            .await
+            .map_err(|m| self.fail(m))?;
+        self.stored(stored, key, value, &entry, tiered);
+        if announce && stored {
+            invalidate_async(&self.ns, Target::Bus, What::Key(entry)).await.map_err(|m| self.fail(m))?;
+        }
+        Ok(())
     }
 
     fn clear(&self) -> Result<usize, Error> {
-        invalidate(&self.ns, What::All).map_err(|m| self.fail(m))
+        self.tier.as_ref().inspect(|t| t.invalidate());
+        invalidate(&self.ns, self.target(), What::All).map_err(|m| self.fail(m))
     }
 
     async fn clear_async(&self) -> Result<usize, Error> {
-        invalidate_async(&self.ns, What::All).await.map_err(|m| self.fail(m))
+        self.tier.as_ref().inspect(|t| t.invalidate());
+        invalidate_async(&self.ns, self.target(), What::All).await.map_err(|m| self.fail(m))
     }
 
     fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error> {
-        invalidate(&self.ns, self.wanted(resolved)).map_err(|m| self.fail(m))
+        self.tier.as_ref().inspect(|t| t.invalidate_resolved(resolved));
+        invalidate(&self.ns, self.target(), self.wanted(resolved)).map_err(|m| self.fail(m))
     }
 
     async fn clear_by_async<'a>(&'a self, resolved: &'a [(usize, &'a [u8])]) -> Result<usize, Error> {
-        invalidate_async(&self.ns, self.wanted(resolved)).await.map_err(|m| self.fail(m))
+        self.tier.as_ref().inspect(|t| t.invalidate_resolved(resolved));
+        invalidate_async(&self.ns, self.target(), self.wanted(resolved)).await.map_err(|m| self.fail(m))
     }
 
     /// `len` counts the function's live rows (one query, within the timeout); it is
@@ -385,22 +518,29 @@ where
 
     fn reserve(&self, key: &K) -> Result<Ticket, Error> {
         let tags = self.tags_of(key);
-        self.db.run(|c| self.reserve_with(c, tags)).map_err(|m| self.fail(m))
+        let tiered = self.unserve(key);
+        let ticket = self.db.run(|c| self.reserve_with(c, tags)).map_err(|m| self.fail(m))?;
+        Ok(Ticket { tier: tiered, announce: self.tier.is_some(), ..ticket })
     }
 
     async fn reserve_async<'a>(&'a self, key: &'a K) -> Result<Ticket, Error> {
         let tags = self.tags_of(key);
-        self.db.run_async(|c| self.reserve_with(c, tags)).await.map_err(|m| self.fail(m))
+        let tiered = self.unserve(key);
+        let ticket = self.db.run_async(|c| self.reserve_with(c, tags)).await.map_err(|m| self.fail(m))?;
+        Ok(Ticket { tier: tiered, announce: self.tier.is_some(), ..ticket })
     }
 
     /// Kept for the retries when PostgreSQL does not take it, as a clear is.
     fn remove(&self, key: &K) -> Result<bool, Error> {
-        invalidate(&self.ns, What::Key(self.key(key)?)).map(|n| n > 0).map_err(|m| self.fail(m))
+        let what = What::Key(self.key(key)?);
+        self.tier.as_ref().inspect(|t| t.remove(key));
+        invalidate(&self.ns, self.target(), what).map(|n| n > 0).map_err(|m| self.fail(m))
     }
 
     async fn remove_async<'a>(&'a self, key: &'a K) -> Result<bool, Error> {
         let what = What::Key(self.key(key)?);
-        invalidate_async(&self.ns, what).await.map(|n| n > 0).map_err(|m| self.fail(m))
+        self.tier.as_ref().inspect(|t| t.remove(key));
+        invalidate_async(&self.ns, self.target(), what).await.map(|n| n > 0).map_err(|m| self.fail(m))
     }
 
     fn ttl(&self, key: &K) -> Result<Option<Duration>, Error> {
@@ -452,8 +592,10 @@ where
         self.release_nonblocking(key, ticket).await
     }
 
-    /// Tagged rows are removed by the kind, once for every function.
-    fn clear_tagged(&self, _: &(dyn Fn(&K) -> bool + Sync)) -> Result<usize, Error> {
+    /// Tagged rows are removed by the kind, once for every function; the `local`
+    /// tier's here.
+    fn clear_tagged(&self, tagged: &(dyn Fn(&K) -> bool + Sync)) -> Result<usize, Error> {
+        self.tier.as_ref().inspect(|t| t.invalidate_where(tagged));
         Ok(0)
     }
 }
@@ -485,7 +627,7 @@ impl BackendKind for PostgresBackend {
             Some(resolved) => What::Matching(selected(function, &resolved)),
             None => What::All,
         };
-        invalidate(&ns, what).map_err(|m| Db::global().error(function.path(), m))
+        invalidate(&ns, Target::store_of(function), what).map_err(|m| Db::global().error(function.path(), m))
     }
 
     fn sweep(&self) -> Result<usize, Error> {
@@ -512,13 +654,14 @@ impl BackendKind for PostgresBackend {
     }
 
     fn invalidate_tags(&self, tags: &[String]) -> Result<usize, Error> {
-        invalidate(pending::TAGS, What::Tags(storable(tags.to_vec())))
+        // Made storable where they reach the table: the bus carries them as they are.
+        invalidate(pending::TAGS, Target::of_tags(), What::Tags(tags.to_vec()))
             .map_err(|m| Db::global().error("invalidate_tags", m))
     }
 
     fn invalidate_tags_async(&self, tags: Vec<String>) -> BoxFuture<'static, Result<usize, Error>> {
         Box::pin(async move {
-            invalidate_async(pending::TAGS, What::Tags(storable(tags)))
+            invalidate_async(pending::TAGS, Target::of_tags(), What::Tags(tags))
                 .await
                 .map_err(|m| Db::global().error("invalidate_tags", m))
         })

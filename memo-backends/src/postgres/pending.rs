@@ -2,9 +2,13 @@
 //! reach the database is returned as an error and retried in the background; until it
 //! goes through, this process serves no value of that function (or, for a tag
 //! invalidation, of a function that may carry the tags) from PostgreSQL.
+//!
+//! With a `local` tier, a clear goes to the table and then to the bus (the other
+//! processes' tiers), both in the same attempt: a failure of either retries both.
 
 use memo_core::CachedFunction;
 
+use super::bus::Bus;
 use super::conn::{Postgres, Session};
 pub(crate) use crate::retries::What;
 use crate::retries::{Retries, Store};
@@ -12,16 +16,53 @@ use crate::retries::{Retries, Store};
 /// The scope of tag invalidations, which concern every function.
 pub(crate) const TAGS: &str = "";
 
-/// The pending clears, by namespace.
-static RETRIES: Retries<String> = Retries::new("memo-alchemy-pg-retry");
+/// Where a clear goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The rows in the table.
+    Store,
+    /// The other processes' tiers, through the bus (after a direct write).
+    Bus,
+    /// Both, the table first (a function with a `local` tier).
+    StoreAndBus,
+}
+
+impl Target {
+    /// The store's target for a function: with a `local` tier, the bus too.
+    pub(crate) fn store_of(function: &CachedFunction) -> Target {
+        match function.local_tier() {
+            Some(_) => Target::StoreAndBus,
+            None => Target::Store,
+        }
+    }
+
+    /// Where tag invalidations go: the table, and the bus too when a function of this
+    /// program keeps a `local` tier (the other processes' tiers).
+    pub(crate) fn of_tags() -> Target {
+        match memo_core::registry().any(|f| f.local_tier().is_some()) {
+            true => Target::StoreAndBus,
+            false => Target::Store,
+        }
+    }
+}
+
+/// A clear's scope: a function's namespace (or [`TAGS`]) and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scope {
+    ns: String,
+    target: Target,
+}
+
+/// The pending clears, by scope.
+static RETRIES: Retries<Scope> = Retries::new("memo-alchemy-pg-retry");
 
 /// PostgreSQL, as the retry queue reaches it.
 struct Retried;
 
-impl Store<String> for Retried {
+impl Store<Scope> for Retried {
     /// The retries are the breaker's probes: they go through while it is open.
-    fn apply(&self, ns: &String, what: &What) -> Result<usize, String> {
-        Postgres::global().run_probe(|c| apply(c, ns, what))
+    fn apply(&self, scope: &Scope, what: &What) -> Result<usize, String> {
+        Postgres::global().run_probe(|c| apply(c, &scope.ns, scope.target, what))
     }
     fn is_down(&self) -> bool {
         Postgres::global().is_down()
@@ -37,7 +78,7 @@ impl Store<String> for Retried {
 pub(crate) fn blocks(ns: &str, function: &CachedFunction) -> bool {
     RETRIES.blocks(|scope, what| match what {
         What::Tags(tags) => function.may_carry(tags),
-        _ => scope == ns,
+        _ => scope.ns == ns,
     })
 }
 
@@ -47,24 +88,45 @@ pub fn pending() -> usize {
 }
 
 /// Applies a clear now; on failure, queues it for retries and says so in the error.
-pub(crate) fn invalidate(ns: &str, what: What) -> Result<usize, String> {
-    let scope = ns.to_owned();
-    RETRIES.run(&Retried, &scope, what.clone(), || Postgres::global().run(|c| apply(c, ns, &what)))
+pub(crate) fn invalidate(ns: &str, target: Target, what: What) -> Result<usize, String> {
+    let scope = Scope { ns: ns.to_owned(), target };
+    RETRIES.run(&Retried, &scope, what.clone(), || Postgres::global().run(|c| apply(c, ns, target, &what)))
 }
 
 /// [`invalidate`] for `async` callers.
-pub(crate) async fn invalidate_async(ns: &str, what: What) -> Result<usize, String> {
-    let scope = ns.to_owned();
+pub(crate) async fn invalidate_async(ns: &str, target: Target, what: What) -> Result<usize, String> {
+    let scope = Scope { ns: ns.to_owned(), target };
     let applied = what.clone();
     RETRIES
-        .run_async(&Retried, &scope, what, || Postgres::global().run_async(|c| apply(c, ns, &applied)))
+        .run_async(&Retried, &scope, what, || {
+            Postgres::global().run_async(|c| apply(c, ns, target, &applied))
+        })
         .await
 }
 
-async fn apply(c: Session, ns: &str, what: &What) -> Result<usize, tokio_postgres::Error> {
+async fn apply(c: Session, ns: &str, target: Target, what: &What) -> Result<usize, tokio_postgres::Error> {
+    let removed = match target {
+        Target::Bus => 0,
+        Target::Store | Target::StoreAndBus => apply_store(&c, ns, what).await?,
+    };
+    if target != Target::Store {
+        // Once the table has changed: told before, another process could read the
+        // old value again and keep it.
+        let bus = Bus::global();
+        let message = bus.message(ns, what);
+        c.query_one(&c.prepare_cached(&Postgres::global().sql.notify).await?, &[&bus.channel(), &message])
+            .await?;
+    }
+    Ok(removed)
+}
+
+async fn apply_store(c: &Session, ns: &str, what: &What) -> Result<usize, tokio_postgres::Error> {
     let sql = &Postgres::global().sql;
     let row = match what {
-        What::Tags(tags) => c.query_one(&c.prepare_cached(&sql.invalidate_tags).await?, &[tags]).await?,
+        What::Tags(tags) => {
+            let tags = super::storable(tags.clone());
+            c.query_one(&c.prepare_cached(&sql.invalidate_tags).await?, &[&tags]).await?
+        }
         What::All => {
             c.query_one(&c.prepare_cached(&sql.clear).await?, &[&ns, &None::<Vec<String>>, &None::<String>])
                 .await?

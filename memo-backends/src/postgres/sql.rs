@@ -19,6 +19,8 @@
 //!   namespace text, key text, token text: whose lease it is,
 //!   expires_at timestamptz: past it (by the database's clock) another process takes it over
 //!   primary key (namespace, key); index on expires_at (the cleanup deletes expired leases)
+//! {schema}.memo_bus              one row per invalidation channel (`local = N`: see the module `bus`)
+//!   channel text primary key, sequence bigint: the number of the channel's last message
 //! ```
 //!
 //! A fill stores only if the generation of its function, and the versions of its tags,
@@ -91,6 +93,10 @@ pub(crate) struct Sql {
     pub(crate) sweep: String,
     /// Deletes up to [`CLEANUP_BATCH`] expired rows.
     pub(crate) cleanup: String,
+    /// `$1` channel, `$2` message: numbers the message and sends it (`NOTIFY`).
+    pub(crate) notify: String,
+    /// `$1` channel: the number of its last message (0: none yet).
+    pub(crate) last_message: String,
 }
 
 /// A row that may be served.
@@ -143,6 +149,10 @@ impl Sql {
             len: format!("SELECT count(*) FROM {s}.memo_entries WHERE namespace = $1 AND {LIVE}"),
             sweep: format!("SELECT {s}.memo_sweep($1)"),
             cleanup: format!("SELECT {s}.memo_cleanup({CLEANUP_BATCH})"),
+            notify: format!("SELECT {s}.memo_notify($1, $2)"),
+            last_message: format!(
+                "SELECT coalesce((SELECT sequence FROM {s}.memo_bus WHERE channel = $1), 0)"
+            ),
         }
     }
 }
@@ -380,6 +390,27 @@ BEGIN
     END LOOP;
     DELETE FROM {s}.memo_entries WHERE starts_with(namespace, p_prefix);
     RETURN removed;
+END
+$$;
+
+-- The invalidation bus of `local = N`: a message is numbered by its channel's row,
+-- whose lock is held until the commit that sends it, so that the numbers reach the
+-- listeners in order (a NOTIFY is queued at commit, under that lock).
+CREATE TABLE IF NOT EXISTS {s}.memo_bus (
+    channel  text   PRIMARY KEY,
+    sequence bigint NOT NULL
+);
+
+CREATE OR REPLACE FUNCTION {s}.memo_notify(p_channel text, p_message text)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO {s}.memo_bus AS b (channel, sequence) VALUES (p_channel, 1)
+        ON CONFLICT (channel) DO UPDATE SET sequence = b.sequence + 1
+        RETURNING b.sequence INTO n;
+    PERFORM pg_notify(p_channel, n::text || '#' || p_message);
+    RETURN n;
 END
 $$;
 "
