@@ -2,11 +2,8 @@
 //! `LISTEN`/`NOTIFY`: one listener per process, on a connection of its own driven by a
 //! thread of its own, and the publishing side of clears.
 //!
-//! A message names a function's namespace and what to remove: everything (`F`; with
-//! no namespace, every tier), the entries with every one of some `name=hex` segments
-//! (`P`), those carrying a tag (`T`), one entry (`K`). It is framed as the Redis bus's
-//! (kind, then each field as `<length>:<field>`), with `\` and NUL escaped (`\\`,
-//! `\0`): a `NOTIFY` payload is text, which cannot hold NUL. A payload must stay under
+//! The messages are those of [`crate::tier::message`], as on the Redis bus (their
+//! escaping keeps NUL out of a payload, which is text). A payload must stay under
 //! 8000 bytes: a message longer than [`MAX_MESSAGE`] is sent as an `F` of its namespace
 //! (or of every tier, for tags), which drops more than needed and is always safe.
 //!
@@ -25,18 +22,17 @@
 //! a frozen server closes nothing, and its silence past the configured timeout counts
 //! as a lost connection. Reconnection backs off from 10 ms to 500 ms.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Once, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
 use memo_core::{Config, Health};
-use parking_lot::RwLock;
 use tokio_postgres::AsyncMessage;
 
 use super::conn::Postgres;
 use crate::retries::What;
+use crate::tier::message::{frame, message, Listeners, Numbers};
 use crate::tier::Listener;
 
 /// The longest message sent as it is (bytes): a payload must be shorter than 8000,
@@ -52,7 +48,7 @@ pub(crate) struct Bus {
     origin: String,
     epoch: AtomicU64,
     next_epoch: AtomicU64,
-    listeners: RwLock<HashMap<String, Vec<Arc<dyn Listener>>>>,
+    listeners: Listeners,
     /// The listener thread, started by the first tier (a process that only publishes,
     /// such as the CLI, listens to nothing).
     started: Once,
@@ -76,7 +72,7 @@ impl crate::tier::Bus for Bus {
     }
 
     fn listen(&self, ns: &str, listener: Arc<dyn Listener>) {
-        self.listeners.write().entry(ns.to_owned()).or_default().push(listener);
+        self.listeners.add(ns, listener);
         let bus = Bus::global();
         bus.started.call_once(|| {
             std::thread::Builder::new()
@@ -111,7 +107,7 @@ impl Bus {
             ),
             epoch: AtomicU64::new(0),
             next_epoch: AtomicU64::new(1),
-            listeners: RwLock::new(HashMap::new()),
+            listeners: Listeners::default(),
             started: Once::new(),
             health: Health::new(format!("invalidation listener at {}", Postgres::global().url())),
         })
@@ -124,19 +120,7 @@ impl Bus {
     /// The message that tells the other processes to drop what `what` covers of `ns`
     /// (tags: of any namespace).
     pub(crate) fn message(&self, ns: &str, what: &What) -> String {
-        let one;
-        let (kind, ns, fields): (char, &str, &[String]) = match what {
-            What::All => ('F', ns, &[]),
-            What::Matching(segments) => ('P', ns, segments),
-            What::Tags(tags) => ('T', "", tags),
-            What::Key(key) => {
-                one = [key.clone()];
-                ('K', ns, &one)
-            }
-        };
-        let mut all = vec![self.origin.as_str(), ns];
-        all.extend(fields.iter().map(String::as_str));
-        let message = frame(kind, &all);
+        let message = message(&self.origin, ns, what);
         if message.len() <= MAX_MESSAGE {
             return message;
         }
@@ -226,7 +210,8 @@ impl Bus {
             .await
             .map_err(answer("the last message"))?
             .map_err(failed)?;
-        let mut last: i64 = row.get(0);
+        let last: i64 = row.get(0);
+        let mut numbers = Numbers::after(u64::try_from(last).unwrap_or(0));
         tokio::time::timeout(timeout, client.batch_execute(&format!("LISTEN {}", self.channel)))
             .await
             .map_err(answer("LISTEN"))?
@@ -238,17 +223,11 @@ impl Bus {
         loop {
             match tokio::time::timeout(HEARTBEAT, rx.recv()).await {
                 Ok(Some(Ok(payload))) => {
-                    let Some((number, message)) = numbered(&payload) else { continue };
-                    if number != last + 1 {
-                        tracing::warn!(
-                            expected = last + 1,
-                            got = number,
-                            "memo-alchemy: an invalidation message went missing; local values dropped"
-                        );
+                    let Some((message, next)) = numbers.read(&payload) else { continue };
+                    if !next {
                         self.new_epoch();
                     }
-                    last = number;
-                    self.deliver(message);
+                    self.listeners.deliver(&self.origin, message);
                 }
                 Ok(Some(Err(lost))) => return Err(lost),
                 Ok(None) => return Err("the connection closed".to_owned()),
@@ -261,119 +240,5 @@ impl Bus {
                 }
             }
         }
-    }
-
-    fn deliver(&self, payload: &str) {
-        let Some((kind, fields)) = unframe(payload) else { return };
-        let [origin, ns, rest @ ..] = &fields[..] else { return };
-        if *origin == self.origin {
-            return; // Our own clear, already applied locally.
-        }
-        let listeners = self.listeners.read();
-        match kind {
-            'T' => {
-                listeners.values().flatten().for_each(|listener| listener.invalidate_tagged(rest));
-                drop(listeners);
-                // The entries private to this process (memory) that carry the tags.
-                memo_core::invalidate_private_tags(rest);
-            }
-            // A message too big for a payload, about tags: every tier goes.
-            'F' if ns.is_empty() => listeners.values().flatten().for_each(|l| l.invalidate_all()),
-            _ => {
-                for listener in listeners.get(ns.as_str()).into_iter().flatten() {
-                    match kind {
-                        'F' => listener.invalidate_all(),
-                        'P' => {
-                            let segments: Vec<&str> = rest.iter().map(String::as_str).collect();
-                            listener.invalidate_matching(&segments);
-                        }
-                        'K' => rest.iter().for_each(|hex| listener.invalidate_key(hex)),
-                        _ => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The number and the message of a numbered payload; `None` for anything else.
-fn numbered(payload: &str) -> Option<(i64, &str)> {
-    let (number, message) = payload.split_once('#')?;
-    Some((number.parse().ok()?, message))
-}
-
-/// `field` with `\` and NUL escaped, as a payload can hold it.
-fn escape(field: &str) -> std::borrow::Cow<'_, str> {
-    if field.contains(['\\', '\0']) {
-        field.replace('\\', "\\\\").replace('\0', "\\0").into()
-    } else {
-        field.into()
-    }
-}
-
-/// What [`escape`] escaped; `None` for a stray `\`.
-fn unescape(field: &str) -> Option<String> {
-    let mut out = String::with_capacity(field.len());
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        out.push(match c {
-            '\\' => match chars.next()? {
-                '\\' => '\\',
-                '0' => '\0',
-                _ => return None,
-            },
-            c => c,
-        });
-    }
-    Some(out)
-}
-
-/// A message: its kind, then each field, escaped, as `<length in bytes>:<field>`.
-fn frame(kind: char, fields: &[&str]) -> String {
-    let mut message = String::from(kind);
-    for field in fields {
-        let field = escape(field);
-        message.push_str(&field.len().to_string());
-        message.push(':');
-        message.push_str(&field);
-    }
-    message
-}
-
-/// The kind and fields of a [`frame`]d message; `None` for anything else (a message of
-/// another version is ignored).
-fn unframe(message: &str) -> Option<(char, Vec<String>)> {
-    let mut chars = message.chars();
-    let kind = chars.next()?;
-    let mut rest = chars.as_str();
-    let mut fields = Vec::new();
-    while !rest.is_empty() {
-        let (length, tail) = rest.split_once(':')?;
-        let length: usize = length.parse().ok()?;
-        fields.push(unescape(tail.get(..length)?)?);
-        rest = tail.get(length..)?;
-    }
-    Some((kind, fields))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{frame, unframe};
-
-    #[test]
-    fn fields_with_separators_and_nul_survive_framing() {
-        let fields = ["12-ab", "a|b:c 3:x", "", "id=0a", "é|", "nul\0here", "back\\slash\\0"];
-        let message = frame('T', &fields);
-        assert!(!message.contains('\0'), "a payload holds no NUL");
-        let expected: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
-        assert_eq!(unframe(&message), Some(('T', expected)));
-    }
-
-    #[test]
-    fn truncated_or_foreign_messages_are_ignored() {
-        let message = frame('F', &["origin", "ns"]);
-        assert_eq!(unframe(&message[..message.len() - 1]), None);
-        assert_eq!(unframe("F|origin|ns"), None);
-        assert_eq!(unframe("F3:a\\x"), None);
     }
 }

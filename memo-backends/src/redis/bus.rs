@@ -1,10 +1,6 @@
-//! The invalidation bus of `distributed_memory`: one subscriber thread per process
-//! on one Redis channel, and the publishing side of clears.
-//!
-//! A message names a function's namespace and what to remove: everything (`F`), or the
-//! entries with every one of some `name=hex` segments (`P`). Its fields are framed by
-//! length (see [`frame`]), so no character of a key prefix or a namespace can be
-//! mistaken for a separator.
+//! The invalidation bus of `distributed_memory` and of json and pickle's `local` tiers:
+//! one subscriber thread per process on one Redis channel, and the publishing side of
+//! clears. The messages are those of [`crate::tier::message`].
 //!
 //! A frozen server (`SIGSTOP`) closes no connection: the subscriber pings it when the
 //! channel has been quiet for [`HEARTBEAT`], and counts a ping without an answer
@@ -20,7 +16,6 @@
 //! value can never outlive a subscription gap or a lost message, either of which may
 //! have carried a clear.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
@@ -28,8 +23,10 @@ use std::time::Duration;
 
 use memo_core::{Config, Health, RedisUrl};
 
+use crate::retries::What;
+use crate::tier::message::{message, Listeners, Numbers};
 use crate::tier::Listener;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 /// The process's bus.
 pub(crate) struct Bus {
@@ -40,7 +37,7 @@ pub(crate) struct Bus {
     epoch: AtomicU64,
     next_epoch: AtomicU64,
     stop: AtomicBool,
-    listeners: RwLock<HashMap<String, Vec<Arc<dyn Listener>>>>,
+    listeners: Listeners,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Whether the subscriber has tried to subscribe at least once: before that, an
     /// unsubscribed bus is starting, not failing.
@@ -105,7 +102,7 @@ impl Bus {
                 epoch: AtomicU64::new(0),
                 next_epoch: AtomicU64::new(1),
                 stop: AtomicBool::new(false),
-                listeners: RwLock::new(HashMap::new()),
+                listeners: Listeners::default(),
                 thread: Mutex::new(None),
                 tried: AtomicBool::new(false),
                 nodes: super::conn::Redis::global().nodes(),
@@ -134,7 +131,7 @@ impl Bus {
 
     /// Delivers invalidations of namespace `ns` to `listener`.
     pub(crate) fn listen(&self, ns: &str, listener: Arc<dyn Listener>) {
-        self.listeners.write().entry(ns.to_owned()).or_default().push(listener);
+        self.listeners.add(ns, listener);
     }
 
     /// Whether the bus has been unsubscribed since its first attempt: an outage, as
@@ -143,13 +140,9 @@ impl Bus {
         self.epoch() == 0 && self.tried.load(SeqCst)
     }
 
-    /// Tells every process to drop entries: `F` all of `ns`'s, `P` those of `ns` with
-    /// every segment in `fields`, `T` those of any namespace carrying one of the tags
-    /// in `fields` (`ns` is empty).
-    pub(crate) fn message(&self, kind: char, ns: &str, fields: &[String]) -> String {
-        let mut all = vec![self.origin.as_str(), ns];
-        all.extend(fields.iter().map(String::as_str));
-        frame(kind, &all)
+    /// The message that tells the other processes to drop what `what` covers of `ns`.
+    pub(crate) fn message(&self, ns: &str, what: &What) -> String {
+        message(&self.origin, ns, what)
     }
 
     pub(crate) fn channel(&self) -> &str {
@@ -200,7 +193,7 @@ impl Bus {
         let node = &self.nodes[self.next_node.load(SeqCst) % self.nodes.len()];
         // The number the next message should follow, read before subscribing: a message
         // published in between shows as a gap (a drop of values, while there are few).
-        let mut last = self.last_number()?;
+        let mut numbers = Numbers::after(self.last_number()?);
         let client = redis::Client::open(node.expose())?;
         let mut conn = client.get_connection_with_timeout(self.timeout.max(Duration::from_secs(1)))?;
         conn.set_read_timeout(Some(self.timeout))?;
@@ -220,17 +213,11 @@ impl Bus {
                 Ok(msg) => {
                     quiet = Duration::ZERO;
                     let payload: String = msg.get_payload()?;
-                    let Some((number, message)) = numbered(&payload) else { continue };
-                    if number != last + 1 {
-                        tracing::warn!(
-                            expected = last + 1,
-                            got = number,
-                            "memo-alchemy: an invalidation message went missing; local values dropped"
-                        );
+                    let Some((message, next)) = numbers.read(&payload) else { continue };
+                    if !next {
                         self.new_epoch();
                     }
-                    last = number;
-                    self.deliver(message);
+                    self.listeners.deliver(&self.origin, message);
                 }
                 Err(e) if e.is_timeout() => {
                     quiet += POLL;
@@ -259,31 +246,6 @@ impl Bus {
         });
         read.map_err(|m| redis::RedisError::from((redis::ErrorKind::Io, "cannot read the bus's counter", m)))
     }
-
-    fn deliver(&self, payload: &str) {
-        let Some((kind, fields)) = unframe(payload) else { return };
-        let [origin, ns, segments @ ..] = &fields[..] else { return };
-        if *origin == self.origin {
-            return; // Our own clear, already applied locally.
-        }
-        let listeners = self.listeners.read();
-        if kind == 'T' {
-            let tags: Vec<String> = segments.iter().map(|t| (*t).to_owned()).collect();
-            listeners.values().flatten().for_each(|listener| listener.invalidate_tagged(&tags));
-            drop(listeners);
-            // The entries private to this process (memory) that carry the tags.
-            memo_core::invalidate_private_tags(&tags);
-            return;
-        }
-        for listener in listeners.get(*ns).into_iter().flatten() {
-            match kind {
-                'F' => listener.invalidate_all(),
-                'P' => listener.invalidate_matching(segments),
-                'K' => segments.iter().for_each(|hex| listener.invalidate_key(hex)),
-                _ => {}
-            }
-        }
-    }
 }
 
 /// The counter that numbers the bus's messages.
@@ -291,64 +253,10 @@ pub(crate) fn sequence_key(config: &Config) -> String {
     format!("{}:__memo:sequence", config.key_prefix())
 }
 
-/// The number and the message of a numbered payload; `None` for anything else.
-fn numbered(payload: &str) -> Option<(u64, &str)> {
-    let (number, message) = payload.split_once('#')?;
-    Some((number.parse().ok()?, message))
-}
-
-/// A message: its kind, then each field as `<length in bytes>:<field>`, so that a field
-/// may hold any character.
-fn frame(kind: char, fields: &[&str]) -> String {
-    let mut message = String::from(kind);
-    for field in fields {
-        message.push_str(&field.len().to_string());
-        message.push(':');
-        message.push_str(field);
-    }
-    message
-}
-
-/// The kind and fields of a [`frame`]d message; `None` for anything else (a message of
-/// another version is ignored).
-fn unframe(message: &str) -> Option<(char, Vec<&str>)> {
-    let mut chars = message.chars();
-    let kind = chars.next()?;
-    let mut rest = chars.as_str();
-    let mut fields = Vec::new();
-    while !rest.is_empty() {
-        let (length, tail) = rest.split_once(':')?;
-        let length: usize = length.parse().ok()?;
-        fields.push(tail.get(..length)?);
-        rest = tail.get(length..)?;
-    }
-    Some((kind, fields))
-}
-
 /// Stops this process's invalidation subscriber, if one runs: call it before exit for
 /// a clean shutdown. `distributed_memory` functions compute directly afterwards.
 pub fn shutdown() {
     if let Some(bus) = BUS.get() {
         bus.shutdown();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{frame, unframe};
-
-    #[test]
-    fn fields_with_separators_survive_framing() {
-        let fields = ["12-ab", "a|b:c 3:x", "", "id=0a", "é|"];
-        let message = frame('P', &fields);
-        assert_eq!(unframe(&message), Some(('P', fields.to_vec())));
-    }
-
-    #[test]
-    fn truncated_or_foreign_messages_are_ignored() {
-        let message = frame('F', &["origin", "ns"]);
-        assert_eq!(unframe(&message[..message.len() - 1]), None);
-        assert_eq!(unframe("F|origin|ns"), None);
-        assert_eq!(unframe(""), None);
     }
 }

@@ -150,11 +150,6 @@ async fn apply_store(io: &mut impl Io, ns: &Namespace, what: &What) -> RedisResu
 /// entry's key from its own, drops all of the function's).
 async fn publish(io: &mut impl Io, ns: &Namespace, what: &What) -> RedisResult<()> {
     let bus = Bus::global();
-    let message = match what {
-        What::All => bus.message('F', ns.base(), &[]),
-        What::Matching(segments) => bus.message('P', ns.base(), segments),
-        What::Tags(tags) => bus.message('T', "", tags),
-        What::Key(key) => bus.message('K', ns.base(), std::slice::from_ref(key)),
-    };
+    let message = bus.message(ns.base(), what);
     ops::publish(io, bus.sequence(), bus.channel(), &message).await
 }

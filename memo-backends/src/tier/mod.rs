@@ -11,6 +11,7 @@
 //! write time), so that it never outlives the shared entry.
 
 mod local;
+pub(crate) mod message;
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
