@@ -12,7 +12,7 @@
 //! With `single_flight = "global"`, the leader of a miss also takes the key's lease
 //! (one more call, `memo_lease`) before it runs the body: see the module `lease`.
 //!
-//! With `local = N`, up to N values are kept in this process too ([`crate::tier`]): a
+//! With `local = N`, up to N values are kept in this process too (the shared tier of `memo-backends`): a
 //! hit there makes no query. Clears, partial clears, removals, tag invalidations and
 //! direct writes reach the other processes' tiers through `LISTEN`/`NOTIFY` (the
 //! module `bus`), after the table changed, within the same retried attempt.
