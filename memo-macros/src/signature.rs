@@ -52,6 +52,9 @@ pub(crate) struct Arg {
     /// `T` for `&T`, else the declared type: the key holds `<T as ToOwned>::Owned`.
     pub(crate) borrowed: Type,
     pub(crate) by_ref: bool,
+    /// The `'static` of a `&'static T` argument: a background refresh, which passes a
+    /// borrow of the key's owned copy, cannot call the function with it.
+    pub(crate) static_ref: Option<Span>,
 }
 
 impl Func {
@@ -91,6 +94,12 @@ impl Func {
                         continue;
                     };
                     let name = pi.ident.clone();
+                    let static_ref = match &*pt.ty {
+                        Type::Reference(TypeReference { lifetime: Some(l), .. }) if l.ident == "static" => {
+                            Some(l.span())
+                        }
+                        _ => None,
+                    };
                     let (borrowed, by_ref) = match &*pt.ty {
                         Type::Reference(TypeReference { mutability: Some(_), .. }) => {
                             cx.error(
@@ -106,7 +115,7 @@ impl Func {
                         cx.error(&bad.0, bad.1);
                         continue;
                     }
-                    args.push(Arg { name, borrowed, by_ref });
+                    args.push(Arg { name, borrowed, by_ref, static_ref });
                 }
             }
         }

@@ -45,24 +45,38 @@ pub(crate) fn check(cx: &mut Ctxt, attr: &Attr, func: &Func) {
             "`refresh` recomputes in the background, on the receiver kept in the key; with `is_method = true` there is none: remove one of them",
         ));
     }
+    let refresh_span = attr.refresh.value.map(|(_, span)| span);
+    if let Some(refresh) = refresh_span {
+        for arg in &func.args {
+            if let Some(span) = arg.static_ref {
+                let mut error = syn::Error::new(
+                    span,
+                    format!("`refresh` recomputes from the key's own copy of `{}`, which is not `'static`: take `&` without `'static`", arg.name),
+                );
+                error.combine(syn::Error::new(refresh, "`refresh` is set here"));
+                cx.syn_error(error);
+            }
+        }
+    }
+    // A backend of your own has no lease and no tier: it would ignore them.
     let shared = match attr.backend() {
         crate::attr::Backend::Named(b) => ["json", "pickle", "postgres"].contains(&b.name),
-        crate::attr::Backend::Custom(_) => true,
+        crate::attr::Backend::Custom(_) => false,
     };
     let backend_name = match attr.backend() {
-        crate::attr::Backend::Named(b) => b.name,
-        crate::attr::Backend::Custom(_) => "custom",
+        crate::attr::Backend::Named(b) => format!("the `{}` backend", b.name),
+        crate::attr::Backend::Custom(_) => "a backend of your own".to_owned(),
     };
     if let (Some((true, span)), false) = (attr.single_flight.value, shared) {
         cx.syn_error(syn::Error::new(
             span,
-            format!("`single_flight = \"global\"` coordinates processes through a shared store, and the `{backend_name}` backend is none: use json, pickle or postgres"),
+            format!("`single_flight = \"global\"` coordinates processes through a shared store, and {backend_name} is none: use json, pickle or postgres"),
         ));
     }
     if let (Some((_, span)), false) = (attr.local.value, shared) {
         cx.syn_error(syn::Error::new(
             span,
-            format!("`local` puts a memory tier in front of a shared store, and the `{backend_name}` backend is none: use json, pickle or postgres"),
+            format!("`local` puts a memory tier in front of a shared store, and {backend_name} is none: use json, pickle or postgres"),
         ));
     }
     if let (Some((_, span)), false) = (attr.lease.value, matches!(attr.single_flight.value, Some((true, _))))

@@ -30,4 +30,11 @@ fn early_without_expiry(a: u32) -> u32 {
     a
 }
 
+pub struct Mine;
+
+#[cache(backend = Mine, local = 10)]
+fn tier_in_front_of_a_custom_backend(a: u32) -> u32 {
+    a
+}
+
 fn main() {}

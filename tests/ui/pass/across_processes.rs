@@ -18,7 +18,14 @@ fn early(a: u32) -> u32 {
     a + 1
 }
 
+// A borrowed argument: the refresh passes a borrow of the key's owned copy.
+#[cache(expire = 60, refresh = "early")]
+fn early_borrowed(symbol: &str, days: &[u32]) -> usize {
+    symbol.len() + days.len()
+}
+
 fn main() {
+    assert_eq!(early_borrowed("AB", &[1, 2]), 4);
     let _ = (everything as fn(u32) -> u32, pickled as fn(u32) -> u32);
     assert_eq!(early(1), 2);
     assert_eq!(early(1), 2);
