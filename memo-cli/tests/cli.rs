@@ -11,7 +11,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
-use common::{cli, fill, function, json, profile, PROFILE_RUNS};
+use common::{cli, fill, function, json, kept_after_flush, profile, PROFILE_RUNS};
 use support::{child_command, is_child, server};
 
 /// The CLI's environment for the test server and `prefix`.
@@ -114,12 +114,7 @@ fn flushes_by_tag_function_and_all_stay_within_the_prefix() {
     assert_eq!(all["entries"], 4, "{all:#}");
     assert!(json(&env, &["functions"]).as_array().unwrap().is_empty());
     let left = server().keys("cli-flush:*");
-    // Only what the library keeps on purpose: generations and epochs (expiring), and
-    // the tagged hash that running programs listed their functions in.
-    assert!(
-        left.iter().all(|k| k.ends_with(":g") || k.ends_with(":e") || k.ends_with(":__memo:tagged")),
-        "{left:?}"
-    );
+    assert!(left.iter().all(|k| kept_after_flush(k)), "{left:?}");
     for key in outside {
         let value: Option<String> = redis::cmd("GET").arg(key).query(&mut raw).unwrap();
         assert_eq!(value.as_deref(), Some("mine"), "{key} was touched");

@@ -6,7 +6,7 @@ mod support;
 
 mod common;
 
-use common::{function, json};
+use common::{function, json, kept_after_flush};
 use support::{is_child, server, use_cluster};
 
 fn cluster_env(prefix: &str) -> Vec<(&'static str, String)> {
@@ -50,8 +50,5 @@ fn functions_and_flush_all_cover_every_primary() {
     assert_eq!(all["entries"], 5, "{all:#}");
     assert!(json(&env, &["functions"]).as_array().unwrap().is_empty());
     let left = cluster.keys("cli-cluster:*");
-    assert!(
-        left.iter().all(|k| k.ends_with(":g") || k.ends_with(":e") || k.ends_with(":__memo:tagged")),
-        "{left:?}"
-    );
+    assert!(left.iter().all(|k| kept_after_flush(k)), "{left:?}");
 }

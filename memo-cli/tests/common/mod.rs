@@ -91,3 +91,13 @@ pub fn function<'v>(functions: &'v Value, name: &str) -> Option<&'v Value> {
     let suffix = format!("::{name}");
     functions.as_array()?.iter().find(|f| f["path"].as_str().is_some_and(|p| p.ends_with(&suffix)))
 }
+
+/// A key that `flush --all` leaves on purpose: generations and epochs (expiring), the
+/// tagged hash that running programs listed their functions in, and the bus's message
+/// counter (whose reset running subscribers would take for a lost message).
+pub fn kept_after_flush(key: &str) -> bool {
+    key.ends_with(":g")
+        || key.ends_with(":e")
+        || key.ends_with(":__memo:tagged")
+        || key.ends_with(":__memo:sequence")
+}
