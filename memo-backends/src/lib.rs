@@ -16,6 +16,8 @@
 mod breaker;
 #[cfg(any(feature = "redis", feature = "postgres"))]
 mod keys;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod lease;
 mod lru;
 mod memory;
 #[cfg(any(feature = "redis", feature = "postgres"))]

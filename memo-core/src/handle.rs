@@ -269,7 +269,11 @@ where
             }
             Err(err) => self.report(&err),
         }
-        let value = match self.run::<R, M>(body, discard, fallback.is_some()).await {
+        let mut holding = Holding { store, key: &key, ticket: Some(ticket) };
+        let ran = self.run::<R, M>(body, discard, fallback.is_some()).await;
+        let ticket = holding.ticket.take().expect("the ticket is taken once");
+        drop(holding);
+        let value = match ran {
             Ran::Value(value) => value,
             failed => {
                 leader.fail();
@@ -400,6 +404,25 @@ where
     /// Starts a clear: no fill that began before this point may store afterwards.
     pub(crate) fn begin_clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The ticket of a running computation, whose lease (`single_flight = "global"`) is
+/// given back if the computation never gets to store: its body panicked (uncaught), or
+/// its future was dropped. Otherwise other processes would wait the lease out.
+struct Holding<'a, K: Send + Sync + 'static, V: Send + Sync + 'static, B: Backend<K, V>> {
+    store: &'a B,
+    key: &'a K,
+    ticket: Option<B::Ticket>,
+}
+
+impl<K: Send + Sync + 'static, V: Send + Sync + 'static, B: Backend<K, V>> Drop for Holding<'_, K, V, B> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            // Blocking, even for an `async` caller: a drop cannot wait otherwise, and
+            // this happens only to computations that were cut short.
+            drop(self.store.release(self.key, &ticket));
+        }
     }
 }
 

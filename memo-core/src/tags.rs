@@ -147,9 +147,22 @@ pub fn invalidate_tags(tags: impl IntoIterator<Item = impl Into<String>>) -> Res
     }
     let reach = reach(&tags);
     let local = reach.tagged.iter().flat_map(|f| f.controls()).map(|c| c.clear_own_tagged(&tags));
-    let shared = kinds().into_iter().map(|k| k.invalidate_tags(&tags));
+    let local = local.collect::<Vec<_>>();
+    let shared = kinds().into_iter().map(|k| k.invalidate_tags(&tags)).collect::<Vec<_>>();
+    settle_shared(&reach.tagged, &tags);
     let cascade = reach.downstream.iter().map(|&f| clear_one(f, None));
-    total(local.collect::<Vec<_>>().into_iter().chain(shared.collect::<Vec<_>>()).chain(cascade))
+    total(local.into_iter().chain(shared).chain(cascade))
+}
+
+/// After the shared stores changed: the copies this process keeps of shared entries
+/// (a `local` tier, `distributed_memory`) are cleared once more, so that none read from
+/// a store before the invalidation reached it stays. (Uncounted: the first pass counted.)
+fn settle_shared(tagged: &[&'static CachedFunction], tags: &[String]) {
+    for function in tagged.iter().filter(|f| f.backend_kind().is_shared()) {
+        for control in function.controls() {
+            drop(control.clear_own_tagged(tags));
+        }
+    }
 }
 
 /// [`invalidate_tags`] for `async` callers.
@@ -169,6 +182,7 @@ pub async fn invalidate_tags_async(
     for kind in kinds() {
         results.push(kind.invalidate_tags_async(tags.clone()).await);
     }
+    settle_shared(&reach.tagged, &tags);
     for f in reach.downstream {
         results.push(clear_one_async(f, None).await);
     }

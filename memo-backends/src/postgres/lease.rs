@@ -5,15 +5,10 @@
 //! before it runs the body, and `memo_write` stores only while the lease row still
 //! carries its token (then the clear generation and the tag versions, which
 //! `memo_lease` read again when it took the lease, are checked as before), deleting
-//! the lease stored or not. Another process's leader finding the lease held waits with
-//! a bounded back-off (2 ms doubling to 50 ms, never past the lease's end) and looks for
-//! the value again; when the lease runs out (its holder crashed or outlived it), it
-//! takes the lease over, so a crashed holder delays the others by the lease at most.
-//! Every expiry is by the database's clock. A background refresh takes the lease
-//! without waiting: when another process holds it, that one refreshes.
+//! the lease stored or not. The waiting is [`crate::lease`]'s; every expiry is by the
+//! database's clock.
 
 use std::hash::Hash;
-use std::time::{Duration, Instant};
 
 use memo_core::{Error, Freshness, Lead};
 use serde::de::DeserializeOwned;
@@ -21,24 +16,7 @@ use serde::Serialize;
 
 use super::conn::Session;
 use super::{PgError, Postgres, Ticket};
-
-/// The lease a background refresh takes when the function sets none.
-const REFRESH_LEASE: Duration = Duration::from_secs(10);
-/// The first pause of a waiter, doubled up to [`MAX_PAUSE`].
-const FIRST_PAUSE: Duration = Duration::from_millis(2);
-const MAX_PAUSE: Duration = Duration::from_millis(50);
-
-/// A lead in progress: what the next call asks, and how long to wait.
-struct Waiting {
-    lease_ms: i64,
-    /// Look for the value before taking the lease.
-    look: bool,
-    wait: bool,
-    pause: Duration,
-    /// Past this, compute without a lease: however the leases change hands, a caller
-    /// waits two leases at most.
-    deadline: Instant,
-}
+use crate::lease::{Answer, Next, Waiting};
 
 /// What one `memo_lease` call found.
 enum Leased<V> {
@@ -48,13 +26,6 @@ enum Leased<V> {
     Mine { generation: i64, versions: Vec<i64> },
     /// Another holds the lease, for this many more ms.
     Held(u64),
-}
-
-/// What to do after a call.
-enum Next<V> {
-    Done(Lead<V>),
-    Pause(Duration),
-    Again,
 }
 
 /// A lease token no other lease shares: the time in nanoseconds, the process and a
@@ -70,22 +41,6 @@ where
     K: Serialize + Hash + Eq + Clone + Send + Sync + 'static,
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    /// The lead's first state, or `None` when the function takes no lease.
-    fn waiting(&self, wait: bool) -> Option<Waiting> {
-        let lease = match (self.function.global_lease(), wait) {
-            (Some(lease), _) => lease,
-            (None, false) => REFRESH_LEASE,
-            (None, true) => return None,
-        };
-        Some(Waiting {
-            lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
-            look: wait,
-            wait,
-            pause: FIRST_PAUSE,
-            deadline: Instant::now() + lease * 2,
-        })
-    }
-
     /// One `memo_lease` call for `token`.
     async fn lease_with(
         &self,
@@ -106,48 +61,31 @@ where
     }
 
     /// What one call's answer means; a lease taken goes into `ticket`.
-    fn next(
-        &self,
-        leased: Leased<V>,
-        key: &str,
-        token: String,
-        ticket: &mut Ticket,
-        w: &mut Waiting,
-    ) -> Next<V> {
+    fn answer(&self, leased: Leased<V>, key: &str, token: String, ticket: &mut Ticket) -> Answer<V> {
         match leased {
             Leased::Mine { generation, versions } => {
                 ticket.generation = generation;
                 ticket.versions = versions;
                 ticket.lease = Some(token);
-                Next::Done(Lead::Run)
+                Answer::Mine
             }
             Leased::Value(Some((v, age))) if self.freshness(key, age) != Freshness::Stale => {
-                Next::Done(Lead::Value(v))
+                Answer::Value(Some(v))
             }
-            // Kept by `stale`, or undecodable: take the lease without looking.
-            Leased::Value(_) => {
-                w.look = false;
-                Next::Again
-            }
-            Leased::Held(_) if !w.wait => Next::Done(Lead::Busy),
-            Leased::Held(_) if Instant::now() >= w.deadline => Next::Done(Lead::Run),
-            Leased::Held(left_ms) => {
-                w.look = true;
-                let pause = w.pause.min(Duration::from_millis(left_ms.saturating_add(1)));
-                w.pause = (w.pause * 2).min(MAX_PAUSE);
-                Next::Pause(pause)
-            }
+            Leased::Value(_) => Answer::Value(None),
+            Leased::Held(left_ms) => Answer::Held(left_ms),
         }
     }
 
     pub(super) fn lead_blocking(&self, key: &K, ticket: &mut Ticket, wait: bool) -> Result<Lead<V>, Error> {
-        let Some(mut w) = self.waiting(wait) else { return Ok(Lead::Run) };
+        let Some(mut w) = Waiting::of(self.function, wait) else { return Ok(Lead::Run) };
         let entry = self.key(key)?;
         loop {
-            let (token, asked) = (token(), (w.lease_ms, w.look));
+            let lease_ms = i64::try_from(w.lease_ms()).unwrap_or(i64::MAX);
+            let (token, asked) = (token(), (lease_ms, w.look()));
             let (k, t, tags) = (entry.clone(), token.clone(), ticket.tags.clone());
             let leased = self.db.run(|c| self.lease_with(c, k, t, asked, tags)).map_err(|m| self.fail(m))?;
-            match self.next(leased, &entry, token, ticket, &mut w) {
+            match w.next(self.answer(leased, &entry, token, ticket)) {
                 Next::Done(lead) => return Ok(lead),
                 Next::Pause(pause) => std::thread::sleep(pause),
                 Next::Again => {}
@@ -161,17 +99,18 @@ where
         ticket: &mut Ticket,
         wait: bool,
     ) -> Result<Lead<V>, Error> {
-        let Some(mut w) = self.waiting(wait) else { return Ok(Lead::Run) };
+        let Some(mut w) = Waiting::of(self.function, wait) else { return Ok(Lead::Run) };
         let entry = self.key(key)?;
         loop {
-            let (token, asked) = (token(), (w.lease_ms, w.look));
+            let lease_ms = i64::try_from(w.lease_ms()).unwrap_or(i64::MAX);
+            let (token, asked) = (token(), (lease_ms, w.look()));
             let (k, t, tags) = (entry.clone(), token.clone(), ticket.tags.clone());
             let leased = self
                 .db
                 .run_async(|c| self.lease_with(c, k, t, asked, tags))
                 .await
                 .map_err(|m| self.fail(m))?;
-            match self.next(leased, &entry, token, ticket, &mut w) {
+            match w.next(self.answer(leased, &entry, token, ticket)) {
                 Next::Done(lead) => return Ok(lead),
                 Next::Pause(pause) => self.db.pause(pause).await,
                 Next::Again => {}

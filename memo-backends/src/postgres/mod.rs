@@ -190,13 +190,6 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
         ))
     }
 
-    /// The wall-clock end of the lifetime of the row of `key`, written `age` ms ago:
-    /// `None` for never.
-    fn until(&self, key: &str, age: i64) -> Option<u64> {
-        let written = wall_ms().saturating_sub(u64::try_from(age).unwrap_or(0));
-        self.policy.lifetime_ms(fnv1a(key.as_bytes())).map(|ms| written.saturating_add(ms))
-    }
-
     /// A lookup's answer; a hit enters the tier, until the row's end of life.
     fn keep(
         &self,
@@ -209,8 +202,9 @@ impl<K: Serialize, V: DeserializeOwned> Postgres<K, V> {
         K: Hash + Eq + Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        if let (Some(tier), Lookup::Hit(v), Some(age)) = (&self.tier, &lookup, age) {
-            tier.fill(key, v.clone(), self.until(entry, age), ticket);
+        if let Some(tier) = &self.tier {
+            let written = age.map(|age| wall_ms().saturating_sub(u64::try_from(age).unwrap_or(0)));
+            tier.keep(&lookup, key, written, fnv1a(entry.as_bytes()), ticket);
         }
         lookup
     }
@@ -340,10 +334,11 @@ where
         Target::store_of(self.function)
     }
 
-    /// A write's outcome: a stored value enters the tier, until its end of life.
-    fn stored(&self, stored: bool, key: K, value: V, entry: &str, ticket: TierTicket) {
+    /// A write's outcome: a stored value enters the tier, until its end of life
+    /// (`direct`: a direct write's, see [`Tier::stored`]).
+    fn stored(&self, stored: bool, key: K, value: V, entry: &str, (ticket, direct): (TierTicket, bool)) {
         if let (Some(tier), true) = (&self.tier, stored) {
-            tier.fill(key, value, self.until(entry, 0), ticket);
+            tier.stored(key, value, fnv1a(entry.as_bytes()), ticket, direct);
         }
     }
 
@@ -351,9 +346,7 @@ where
     /// are refused; the tier's ticket for the write. (The other processes are told once
     /// the value is stored: told before, they could read the old one again.)
     fn unserve(&self, key: &K) -> TierTicket {
-        let tier = self.tier.as_ref()?;
-        tier.remove(key);
-        tier.ticket()
+        self.tier.as_ref()?.unserve(key)
     }
 }
 
@@ -382,7 +375,7 @@ where
     ) -> Result<Self, Error> {
         let ns = namespace(function, Config::global());
         let tier = match function.local_tier() {
-            Some(n) => Some(Tier::open(function, n, strict, tags, &ns, bus::Bus::global())?),
+            Some(n) => Some(Tier::open(function, n, policy, strict, tags, &ns, bus::Bus::global())?),
             None => None,
         };
         Ok(Postgres {
@@ -443,7 +436,7 @@ where
         let (tiered, announce) = (fill.ticket.tier, fill.ticket.announce);
         let stored =
             self.db.run(|c| self.write(c, entry.clone(), bytes, fill.ticket)).map_err(|m| self.fail(m))?;
-        self.stored(stored, key, value, &entry, tiered);
+        self.stored(stored, key, value, &entry, (tiered, announce));
         if announce && stored {
             invalidate(&self.ns, Target::Bus, What::Key(entry)).map_err(|m| self.fail(m))?;
         }
@@ -461,7 +454,7 @@ where
             .run_async(|c| self.write(c, entry.clone(), bytes, fill.ticket))
             .await
             .map_err(|m| self.fail(m))?;
-        self.stored(stored, key, value, &entry, tiered);
+        self.stored(stored, key, value, &entry, (tiered, announce));
         if announce && stored {
             invalidate_async(&self.ns, Target::Bus, What::Key(entry)).await.map_err(|m| self.fail(m))?;
         }
@@ -469,22 +462,22 @@ where
     }
 
     fn clear(&self) -> Result<usize, Error> {
-        self.tier.as_ref().inspect(|t| t.invalidate());
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.invalidate()));
         invalidate(&self.ns, self.target(), What::All).map_err(|m| self.fail(m))
     }
 
     async fn clear_async(&self) -> Result<usize, Error> {
-        self.tier.as_ref().inspect(|t| t.invalidate());
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.invalidate()));
         invalidate_async(&self.ns, self.target(), What::All).await.map_err(|m| self.fail(m))
     }
 
     fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error> {
-        self.tier.as_ref().inspect(|t| t.invalidate_resolved(resolved));
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.invalidate_resolved(resolved)));
         invalidate(&self.ns, self.target(), self.wanted(resolved)).map_err(|m| self.fail(m))
     }
 
     async fn clear_by_async<'a>(&'a self, resolved: &'a [(usize, &'a [u8])]) -> Result<usize, Error> {
-        self.tier.as_ref().inspect(|t| t.invalidate_resolved(resolved));
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.invalidate_resolved(resolved)));
         invalidate_async(&self.ns, self.target(), self.wanted(resolved)).await.map_err(|m| self.fail(m))
     }
 
@@ -533,13 +526,13 @@ where
     /// Kept for the retries when PostgreSQL does not take it, as a clear is.
     fn remove(&self, key: &K) -> Result<bool, Error> {
         let what = What::Key(self.key(key)?);
-        self.tier.as_ref().inspect(|t| t.remove(key));
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.remove(key)));
         invalidate(&self.ns, self.target(), what).map(|n| n > 0).map_err(|m| self.fail(m))
     }
 
     async fn remove_async<'a>(&'a self, key: &'a K) -> Result<bool, Error> {
         let what = What::Key(self.key(key)?);
-        self.tier.as_ref().inspect(|t| t.remove(key));
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.remove(key)));
         invalidate_async(&self.ns, self.target(), what).await.map(|n| n > 0).map_err(|m| self.fail(m))
     }
 
@@ -637,7 +630,9 @@ impl BackendKind for PostgresBackend {
             c.execute(&c.prepare_cached(&db.sql.sweep).await?, &[&prefix]).await?;
             Ok(0)
         })
-        .map_err(|m| db.error("flush_all", m))
+        .map_err(|m| db.error("flush_all", m))?;
+        // Rows of functions this program lacks went too: every process drops its tiers.
+        invalidate("", Target::Bus, What::All).map_err(|m| db.error("flush_all", m))
     }
 
     fn sweep_async(&self) -> BoxFuture<'static, Result<usize, Error>> {
@@ -649,7 +644,8 @@ impl BackendKind for PostgresBackend {
                 Ok(0)
             })
             .await
-            .map_err(|m| db.error("flush_all", m))
+            .map_err(|m| db.error("flush_all", m))?;
+            invalidate_async("", Target::Bus, What::All).await.map_err(|m| db.error("flush_all", m))
         })
     }
 

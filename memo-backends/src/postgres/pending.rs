@@ -36,13 +36,10 @@ impl Target {
         }
     }
 
-    /// Where tag invalidations go: the table, and the bus too when a function of this
-    /// program keeps a `local` tier (the other processes' tiers).
+    /// Where tag invalidations go: the table, and the bus (the other processes' `local`
+    /// tiers, which this program may not know of).
     pub(crate) fn of_tags() -> Target {
-        match memo_core::registry().any(|f| f.local_tier().is_some()) {
-            true => Target::StoreAndBus,
-            false => Target::Store,
-        }
+        Target::StoreAndBus
     }
 }
 

@@ -69,13 +69,15 @@ impl crate::tier::Bus for Bus {
     }
 
     fn listen(&self, ns: &str, listener: Arc<dyn Listener>) {
-        Bus::listen(self, ns, listener);
+        // The process has one bus.
+        Bus::global().listen(ns, listener);
     }
 }
 
 /// Whether this process's subscriber is subscribed now; `None` when it never started.
 pub(crate) fn subscribed() -> Option<bool> {
-    BUS.get().map(|bus| bus.epoch() != 0)
+    let started = |bus: &&Bus| bus.tried.load(SeqCst) || bus.thread.lock().is_some();
+    BUS.get().filter(started).map(|bus| bus.epoch() != 0)
 }
 
 /// How long the subscriber blocks on a read before it looks at the stop flag.
@@ -85,11 +87,11 @@ const POLL: Duration = Duration::from_millis(100);
 pub(crate) const HEARTBEAT: Duration = Duration::from_millis(500);
 
 impl Bus {
-    /// The bus, with its subscriber thread started on first use.
+    /// The bus; its subscriber thread starts with the first listener (a process that
+    /// only publishes, as `flush_all` and clears of functions it never opened do,
+    /// subscribes to nothing).
     pub(crate) fn global() -> &'static Bus {
-        let mut started = false;
-        let bus = BUS.get_or_init(|| {
-            started = true;
+        BUS.get_or_init(|| {
             let config = Config::global();
             Bus {
                 channel: format!("{}:__memo:invalidate", config.key_prefix()),
@@ -113,15 +115,7 @@ impl Bus {
                     super::conn::Redis::global().nodes()[0]
                 )),
             }
-        });
-        if started {
-            let handle = thread::Builder::new()
-                .name("memo-alchemy-invalidation".into())
-                .spawn(move || bus.run())
-                .expect("the OS can start memo-alchemy's subscriber thread");
-            *bus.thread.lock() = Some(handle);
-        }
-        bus
+        })
     }
 
     /// The current epoch: 0 while unsubscribed.
@@ -129,9 +123,18 @@ impl Bus {
         self.epoch.load(SeqCst)
     }
 
-    /// Delivers invalidations of namespace `ns` to `listener`.
-    pub(crate) fn listen(&self, ns: &str, listener: Arc<dyn Listener>) {
+    /// Delivers invalidations of namespace `ns` to `listener`; the first starts the
+    /// subscriber thread.
+    pub(crate) fn listen(&'static self, ns: &str, listener: Arc<dyn Listener>) {
         self.listeners.add(ns, listener);
+        let mut thread = self.thread.lock();
+        if thread.is_none() && !self.stop.load(SeqCst) {
+            let handle = thread::Builder::new()
+                .name("memo-alchemy-invalidation".into())
+                .spawn(move || self.run())
+                .expect("the OS can start memo-alchemy's subscriber thread");
+            *thread = Some(handle);
+        }
     }
 
     /// Whether the bus has been unsubscribed since its first attempt: an outage, as

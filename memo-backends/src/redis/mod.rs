@@ -245,7 +245,9 @@ where
         drain::start();
         let ns = Namespace::of(function, Config::global());
         let tier = match function.local_tier() {
-            Some(n) => Some(tier::Tier::open(function, n, strict, tags, ns.base(), bus::Bus::global())?),
+            Some(n) => {
+                Some(tier::Tier::open(function, n, policy, strict, tags, ns.base(), bus::Bus::global())?)
+            }
             None => None,
         };
         Ok(RedisStore {
@@ -293,11 +295,17 @@ where
             return self.release_blocking(&key, &fill.ticket);
         }
         let entry = self.entry(&key)?;
-        let bytes = C::encode(&value).map_err(|m| self.fail(format!("cannot encode the value: {m}")))?;
+        let bytes = match C::encode(&value) {
+            Ok(bytes) => bytes,
+            Err(m) => {
+                drop(self.release_blocking(&key, &fill.ticket));
+                return Err(self.fail(format!("cannot encode the value: {m}")));
+            }
+        };
         let write = self.write_args(&entry, &bytes, &fill.ticket);
         let evicted =
             self.redis.run(|io| block(ops::write(io, &self.ns, &write))).map_err(|m| self.fail(m))?;
-        self.stored(evicted, key, value, &entry, fill.ticket.tier);
+        self.stored(evicted, key, value, &entry, (fill.ticket.tier, fill.ticket.announce));
         if fill.ticket.announce && evicted.is_some() {
             self.announce(&entry)?;
         }
@@ -305,12 +313,12 @@ where
     }
 
     fn clear(&self) -> Result<usize, Error> {
-        self.tier.as_ref().inspect(|t| t.invalidate());
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.invalidate()));
         invalidate(&self.ns, self.target(), What::All).map_err(|m| self.fail(m))
     }
 
     fn clear_by(&self, resolved: &[(usize, &[u8])]) -> Result<usize, Error> {
-        self.tier.as_ref().inspect(|t| t.invalidate_resolved(resolved));
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.invalidate_resolved(resolved)));
         invalidate(&self.ns, self.target(), What::Matching(self.wanted(resolved))).map_err(|m| self.fail(m))
     }
 
@@ -364,7 +372,13 @@ where
             return self.release_nonblocking(&key, &fill.ticket).await;
         }
         let entry = self.entry(&key)?;
-        let bytes = C::encode(&value).map_err(|m| self.fail(format!("cannot encode the value: {m}")))?;
+        let bytes = match C::encode(&value) {
+            Ok(bytes) => bytes,
+            Err(m) => {
+                drop(self.release_nonblocking(&key, &fill.ticket).await);
+                return Err(self.fail(format!("cannot encode the value: {m}")));
+            }
+        };
         let (ns, ticket) = (self.ns.clone(), fill.ticket);
         let (tiered, announce) = (ticket.tier, ticket.announce);
         let kept = self.tier.as_ref().map(|_| (key, value));
@@ -382,7 +396,7 @@ where
             .await
             .map_err(|m| self.fail(m))?;
         match kept {
-            Some((key, value)) => self.stored(evicted, key, value, &written, tiered),
+            Some((key, value)) => self.stored(evicted, key, value, &written, (tiered, announce)),
             None => self.counted(evicted),
         }
         if announce && evicted.is_some() {
@@ -457,13 +471,13 @@ where
     /// Kept for the retries when Redis does not take it, as a clear is.
     fn remove(&self, key: &K) -> Result<bool, Error> {
         let what = What::Key(self.entry(key)?.key);
-        self.tier.as_ref().inspect(|t| t.remove(key));
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.remove(key)));
         invalidate(&self.ns, self.target(), what).map(|n| n > 0).map_err(|m| self.fail(m))
     }
 
     async fn remove_async<'a>(&'a self, key: &'a K) -> Result<bool, Error> {
         let what = What::Key(self.entry(key)?.key);
-        self.tier.as_ref().inspect(|t| t.remove(key));
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.remove(key)));
         invalidate_async(&self.ns, self.target(), what).await.map(|n| n > 0).map_err(|m| self.fail(m))
     }
 
@@ -534,12 +548,12 @@ where
     }
 
     async fn clear_async(&self) -> Result<usize, Error> {
-        self.tier.as_ref().inspect(|t| t.invalidate());
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.invalidate()));
         invalidate_async(&self.ns, self.target(), What::All).await.map_err(|m| self.fail(m))
     }
 
     async fn clear_by_async<'a>(&'a self, resolved: &'a [(usize, &'a [u8])]) -> Result<usize, Error> {
-        self.tier.as_ref().inspect(|t| t.invalidate_resolved(resolved));
+        let _clearing = self.tier.as_ref().map(|t| (t.clearing(), t.invalidate_resolved(resolved)));
         let what = What::Matching(self.wanted(resolved));
         invalidate_async(&self.ns, self.target(), what).await.map_err(|m| self.fail(m))
     }
@@ -618,13 +632,10 @@ fn cold_clear(
         .map_err(|m| Redis::global().error(backend, function.path(), m))
 }
 
-/// Where tag invalidations of json and pickle entries go: Redis, and the bus too when
-/// a function of this program keeps a `local` tier (the other processes' tiers).
+/// Where tag invalidations of json and pickle entries go: Redis, and the bus (the other
+/// processes' `local` tiers, which this program may not know of).
 fn tag_target() -> Target {
-    match memo_core::registry().any(|f| f.local_tier().is_some()) {
-        true => Target::StoreAndBus,
-        false => Target::Store,
-    }
+    Target::StoreAndBus
 }
 
 /// The pattern of every key under the configured prefix.
@@ -642,6 +653,9 @@ fn sweep() -> Result<usize, Error> {
     let redis = Redis::global();
     redis
         .on_every_primary(|io, by_slot| block(ops::sweep(io, &pattern, &keep, by_slot)))
+        .map_err(|m| redis.error("redis", "flush_all", m))?;
+    // Entries of functions this program lacks went too: every process drops its tiers.
+    invalidate(&Namespace::every_tier(Config::global()), Target::Bus, What::All)
         .map_err(|m| redis.error("redis", "flush_all", m))
 }
 

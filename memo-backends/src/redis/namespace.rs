@@ -117,6 +117,12 @@ impl Namespace {
         }
     }
 
+    /// The pseudo-namespace of every `local` tier: a full clear of it, on the bus, drops
+    /// every process's tiers (after `flush_all`).
+    pub(crate) fn every_tier(config: &Config) -> Namespace {
+        Namespace { base: String::new(), ..Namespace::tags(config) }
+    }
+
     /// The pseudo-namespace of tag invalidations, which the retry queue keeps.
     pub(crate) fn tags(config: &Config) -> Namespace {
         Namespace {

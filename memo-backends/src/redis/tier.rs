@@ -11,7 +11,6 @@ use super::codec::Codec;
 use super::namespace::{fnv1a, Entry};
 use super::pending::{invalidate, invalidate_async, Target, What};
 use super::{RedisStore, RedisTicket};
-use crate::keys::wall_ms;
 pub(crate) use crate::tier::{Tier, TierTicket};
 
 impl<K, V, C> RedisStore<K, V, C>
@@ -29,17 +28,25 @@ where
         entry: &Entry,
         ticket: TierTicket,
     ) -> Lookup<V, RedisTicket> {
-        if let (Some(tier), Lookup::Hit(v), Some(written)) = (&self.tier, &lookup, written) {
-            tier.fill(key, v.clone(), self.until(entry, written), ticket);
+        if let Some(tier) = &self.tier {
+            tier.keep(&lookup, key, written, fnv1a(entry.key.as_bytes()), ticket);
         }
         lookup
     }
 
-    /// A write's outcome, counted; a stored value enters the tier.
-    pub(super) fn stored(&self, evicted: Option<u64>, key: K, value: V, entry: &Entry, ticket: TierTicket) {
+    /// A write's outcome, counted; a stored value enters the tier (`direct`: a direct
+    /// write's, see [`Tier::stored`]).
+    pub(super) fn stored(
+        &self,
+        evicted: Option<u64>,
+        key: K,
+        value: V,
+        entry: &Entry,
+        ticket: (TierTicket, bool),
+    ) {
         self.counted(evicted);
         if let (Some(tier), Some(_)) = (&self.tier, evicted) {
-            tier.fill(key, value, self.until(entry, wall_ms()), ticket);
+            tier.stored(key, value, fnv1a(entry.key.as_bytes()), ticket.0, ticket.1);
         }
     }
 
@@ -47,9 +54,7 @@ where
     /// are refused; the tier's ticket for the write. (The other processes are told once
     /// the value is stored: told before, they could read the old one again.)
     pub(super) fn unserve(&self, key: &K) -> TierTicket {
-        let tier = self.tier.as_ref()?;
-        tier.remove(key);
-        tier.ticket()
+        self.tier.as_ref()?.unserve(key)
     }
 
     /// After a direct write stored its value: the other processes drop their copies.
@@ -61,10 +66,5 @@ where
     pub(super) async fn announce_async(&self, entry: &Entry) -> Result<(), Error> {
         let what = What::Key(entry.key.clone());
         invalidate_async(&self.ns, Target::Bus, what).await.map(drop).map_err(|m| self.fail(m))
-    }
-
-    /// The wall-clock end of `entry`'s lifetime, written at `written`: `None` for never.
-    fn until(&self, entry: &Entry, written: u64) -> Option<u64> {
-        self.policy.lifetime_ms(fnv1a(entry.key.as_bytes())).map(|ms| written.saturating_add(ms))
     }
 }

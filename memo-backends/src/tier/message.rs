@@ -27,7 +27,9 @@ pub(crate) fn message(origin: &str, ns: &str, what: &What) -> String {
         What::Matching(segments) => ('P', ns, segments),
         What::Tags(tags) => ('T', "", tags),
         What::Key(key) => {
-            one = [key.clone()];
+            // A Redis entry key ends in its arguments' segments, which is what a tier
+            // compares (and a PostgreSQL row key is only those).
+            one = [key.rsplit_once(":k:").map_or(key.as_str(), |(_, args)| args).to_owned()];
             ('K', ns, &one)
         }
     };

@@ -14,12 +14,12 @@ mod local;
 pub(crate) mod message;
 
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 use memo_core::{
-    coarse_now_ms, now_ms, Backend, CachedFunction, Error, Expire, Fill, KeyRef, Limit, Lookup, Policy,
-    RenderTags, StrictKeys,
+    coarse_now_ms, now_ms, Backend, CachedFunction, Error, Expire, Fill, Freshness, KeyRef, Limit, Lookup,
+    Policy, RenderTags, StrictKeys,
 };
 use serde::Serialize;
 
@@ -51,6 +51,10 @@ pub(crate) trait Bus: Send + Sync + std::fmt::Debug {
 pub(crate) struct Held<V> {
     value: V,
     until: u64,
+    /// When the shared store wrote it (wall-clock ms), and its key's hash: for `refresh`
+    /// and `stale`, which judge a value by its age.
+    written: u64,
+    hash: u64,
 }
 
 /// How far ahead of the coarse clock an expiry is checked against the precise clock.
@@ -65,6 +69,27 @@ pub(crate) type TierTicket = Option<(u64, u64)>;
 pub(crate) struct Tier<K, V> {
     local: Arc<Local<K, Held<V>>>,
     bus: &'static dyn Bus,
+    /// The function's policy: each value's lifetime, and whether a hit must be judged
+    /// for `refresh` and `stale`.
+    policy: Policy,
+    /// Clears of this function running in this process: no fill while one runs.
+    clearing: AtomicUsize,
+}
+
+/// A clear of the function in this process, from before it empties the tier to after
+/// the shared store changed: meanwhile nothing fills the tier, and a fill whose lookup
+/// began before the end is refused, so that no value read from the store before the
+/// clear reached it re-enters the tier after.
+pub(crate) struct Clearing<'a> {
+    clearing: &'a AtomicUsize,
+    generation: &'a AtomicU64,
+}
+
+impl Drop for Clearing<'_> {
+    fn drop(&mut self) {
+        self.generation.fetch_add(1, SeqCst);
+        self.clearing.fetch_sub(1, SeqCst);
+    }
 }
 
 impl<K, V> Tier<K, V>
@@ -72,10 +97,13 @@ where
     K: Serialize + Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// The tier of `function`, of up to `n` values, listening to the bus for `ns`.
+    /// The tier of `function` (whose policy is `policy`), of up to `n` values,
+    /// listening to the bus for `ns`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
         function: &'static CachedFunction,
         n: usize,
+        policy: Policy,
         strict: Option<StrictKeys<K>>,
         tags: Option<RenderTags<K>>,
         ns: &str,
@@ -91,7 +119,7 @@ where
             epoch: AtomicU64::new(0),
         });
         bus.listen(ns, Arc::clone(&local) as Arc<dyn Listener>);
-        Ok(Tier { local, bus })
+        Ok(Tier { local, bus, policy, clearing: AtomicUsize::new(0) })
     }
 
     /// The value of `key` in the tier, or (on a miss) what a fill from the store needs.
@@ -108,21 +136,71 @@ where
         }
         let generation = self.local.generation.load(SeqCst);
         if let Ok(Lookup::Hit(held)) = self.local.memory.get(key) {
-            if held.until > coarse_now_ms().saturating_add(SLACK_MS) || held.until > now_ms() {
+            let live = held.until > coarse_now_ms().saturating_add(SLACK_MS) || held.until > now_ms();
+            // With `refresh` or `stale`, a value that is not fresh any more is judged by
+            // the store (which hands out the refresh, or the stale fallback).
+            let fresh = !self.policy.tracks_freshness()
+                || self.policy.freshness(held.written, wall_ms(), held.hash) == Freshness::Fresh;
+            if live && fresh {
                 return Ok(held.value);
             }
         }
         Err(Some((generation, epoch)))
     }
 
-    /// Keeps `value` for `key`, until `until_wall_ms` by the wall clock (`None`: as long
-    /// as the tier keeps it), unless an invalidation or a bus gap came since `ticket`.
-    pub(crate) fn fill(&self, key: K, value: V, until_wall_ms: Option<u64>, ticket: TierTicket) {
+    /// After a lookup in the shared store: a hit there, written at `written_wall_ms`
+    /// (when the value says), enters the tier for what is left of its lifetime.
+    pub(crate) fn keep<T>(
+        &self,
+        found: &Lookup<V, T>,
+        key: K,
+        written_wall_ms: Option<u64>,
+        hash: u64,
+        ticket: TierTicket,
+    ) {
+        if let (Lookup::Hit(v), Some(written)) = (found, written_wall_ms) {
+            self.fill(key, v.clone(), written, hash, ticket);
+        }
+    }
+
+    /// After a write stored `value`: it enters the tier. A direct write (`cache_entry`)
+    /// first drops the key again, so that a value read from the store before the write
+    /// landed (under the write's own ticket) cannot stay.
+    pub(crate) fn stored(&self, key: K, value: V, hash: u64, ticket: TierTicket, direct: bool) {
+        let ticket = match direct {
+            true => {
+                self.remove(&key);
+                self.ticket()
+            }
+            false => ticket,
+        };
+        self.fill(key, value, wall_ms(), hash, ticket);
+    }
+
+    /// Before a direct write of `key`: its value here goes and fills that began before
+    /// are refused; the tier's ticket for the write.
+    pub(crate) fn unserve(&self, key: &K) -> TierTicket {
+        self.remove(key);
+        self.ticket()
+    }
+
+    /// Starts a clear of the function in this process (see [`Clearing`]); the caller
+    /// empties what it covers here, then changes the shared store, then drops it.
+    pub(crate) fn clearing(&self) -> Clearing<'_> {
+        self.clearing.fetch_add(1, SeqCst);
+        self.local.generation.fetch_add(1, SeqCst);
+        Clearing { clearing: &self.clearing, generation: &self.local.generation }
+    }
+
+    /// Keeps `value` for `key`, written at `written` (wall-clock ms), for what is left
+    /// of its lifetime, unless an invalidation, a clear here or a bus gap came since
+    /// `ticket`.
+    fn fill(&self, key: K, value: V, written: u64, hash: u64, ticket: TierTicket) {
         let Some((generation, epoch)) = ticket else { return };
-        if self.bus.epoch() != epoch {
+        if self.bus.epoch() != epoch || self.clearing.load(SeqCst) != 0 {
             return;
         }
-        let until = match until_wall_ms {
+        let until = match self.policy.lifetime_ms(hash).map(|ms| written.saturating_add(ms)) {
             None => u64::MAX,
             Some(at) => match at.checked_sub(wall_ms()) {
                 Some(left) if left > 0 => now_ms().saturating_add(left),
@@ -130,7 +208,7 @@ where
             },
         };
         let fill = Fill::new(&self.local.generation, generation, ());
-        drop(self.local.memory.put(key, Held { value, until }, fill));
+        drop(self.local.memory.put(key, Held { value, until, written, hash }, fill));
     }
 
     /// What a fill starting now needs (after a [`remove`](Tier::remove), say).
