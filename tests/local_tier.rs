@@ -25,6 +25,13 @@ fn pickled(id: u32) -> u64 {
     u64::from(id) * 1_000_000 + RUNS.fetch_add(1, SeqCst) + 1
 }
 
+static REFRESHED: AtomicU64 = AtomicU64::new(0);
+
+#[cache(backend = "json", local = 100, expire = 3, refresh = 1)]
+fn refreshed(id: u32) -> u64 {
+    u64::from(id) * 1_000_000 + REFRESHED.fetch_add(1, SeqCst) + 1
+}
+
 fn commands_total() -> u64 {
     // Less the probes' own, a cluster's replication and the subscriber's heartbeat.
     let library = |c: &str| c != "info" && c != "replconf" && c != "ping" && !c.starts_with("cluster|");
@@ -250,4 +257,35 @@ fn a_clear_here_leaves_no_value_read_before_it_in_the_tier() {
         stop.store(true, SeqCst);
         readers.into_iter().for_each(|r| r.join().unwrap());
     }
+}
+
+// ---------------------------------------------------------------------------------
+// `refresh` with a tier: a tier hit on a value due for refresh goes to the store, which
+// hands it to a background refresh; the tier does not serve it until it expires.
+
+#[test]
+fn a_value_due_for_refresh_is_refreshed_through_the_tier() {
+    if is_child() {
+        return;
+    }
+    server();
+    let _serial = serial();
+    refreshed::cache_clear().unwrap();
+    let first = warm_tier(|| refreshed(1));
+    assert_eq!(REFRESHED.load(SeqCst), 1);
+    sleep(Duration::from_millis(1100));
+    assert_eq!(refreshed(1), first, "a due value is served at once");
+    // The shared entry expires 3 s after its write: the new value must come before.
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let renewed = loop {
+        let value = refreshed(1);
+        if value != first {
+            break value;
+        }
+        assert!(Instant::now() < deadline, "the tier kept serving the value due for refresh");
+        sleep(Duration::from_millis(10));
+    };
+    assert_eq!(REFRESHED.load(SeqCst), 2, "one background refresh");
+    assert_eq!(renewed, 1_000_002);
+    assert_eq!(refreshed::cache_stats().misses, 1, "no caller waited for the refresh");
 }
