@@ -239,3 +239,50 @@ fn quote_serial() -> std::sync::MutexGuard<'static, ()> {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+// ---------------------------------------------------------------------------------
+// A computation that fails or is cut short gives its lease back at once: with a 30 s
+// lease, the key is free again for the next process straight away.
+
+#[cache(backend = "json", single_flight = "global", lease = 30)]
+fn fragile(id: u32) -> Result<u64, String> {
+    let run = counted("fragile");
+    match id {
+        1 => Err("the body fails".to_owned()),
+        2 => panic!("the body panics"),
+        _ => Ok(run),
+    }
+}
+
+#[cache(backend = "json", single_flight = "global", lease = 30)]
+async fn slow_fragile(id: u32) -> u64 {
+    counted("slow_fragile");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    u64::from(id)
+}
+
+#[test]
+fn a_failed_or_cut_short_computation_gives_its_lease_back() {
+    if is_child() {
+        return;
+    }
+    server();
+    reset(&["fragile", "slow_fragile"]);
+    fragile::cache_clear().unwrap();
+
+    assert_eq!(fragile(1), Err("the body fails".to_owned()));
+    assert!(stored("fragile", ":l:").is_empty(), "an Err releases the lease");
+    let panicked = std::panic::catch_unwind(|| fragile(2));
+    assert!(panicked.is_err());
+    assert!(stored("fragile", ":l:").is_empty(), "a panic releases the lease");
+    assert_eq!(runs("fragile"), 2);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        slow_fragile::cache_clear().await.unwrap();
+        let cut = tokio::time::timeout(Duration::from_millis(200), slow_fragile(3)).await;
+        assert!(cut.is_err(), "the call was cut short");
+    });
+    assert_eq!(runs("slow_fragile"), 1, "the body had started");
+    assert!(stored("slow_fragile", ":l:").is_empty(), "a dropped future releases the lease");
+}
