@@ -72,6 +72,13 @@ fn a_tier_hit_sends_no_command() {
         assert_eq!(profile(1), first);
     }
     assert_eq!(commands_total(), before, "1000 tier hits, no Redis command");
+    // A direct write here: the tier drops the key; the next read takes the written value
+    // from Redis, and the tier serves it from then on.
+    profile::cache_entry(1_u32).set(99).unwrap();
+    let runs = RUNS.load(SeqCst);
+    assert_eq!(profile(1), 99);
+    assert_eq!(warm_tier(|| profile(1)), 99);
+    assert_eq!(RUNS.load(SeqCst), runs, "nothing computed");
     // A value stored by this process enters its tier with the write.
     let runs = RUNS.load(SeqCst);
     let stored = pickled(5);

@@ -432,7 +432,15 @@ where
             // processes wait it out.
             return self.release_blocking(&key, &fill.ticket);
         }
-        let (entry, bytes) = (self.key(&key)?, self.fill_value(&value)?);
+        let entry = self.key(&key)?;
+        let bytes = match self.fill_value(&value) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                // Nothing to store: the lease goes, or others would wait it out.
+                drop(self.release_blocking(&key, &fill.ticket));
+                return Err(err);
+            }
+        };
         let (tiered, announce) = (fill.ticket.tier, fill.ticket.announce);
         let stored =
             self.db.run(|c| self.write(c, entry.clone(), bytes, fill.ticket)).map_err(|m| self.fail(m))?;
@@ -447,7 +455,14 @@ where
         if !fill.is_current() {
             return self.release_nonblocking(&key, &fill.ticket).await;
         }
-        let (entry, bytes) = (self.key(&key)?, self.fill_value(&value)?);
+        let entry = self.key(&key)?;
+        let bytes = match self.fill_value(&value) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                drop(self.release_nonblocking(&key, &fill.ticket).await);
+                return Err(err);
+            }
+        };
         let (tiered, announce) = (fill.ticket.tier, fill.ticket.announce);
         let stored = self
             .db

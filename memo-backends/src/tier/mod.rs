@@ -164,17 +164,16 @@ where
     }
 
     /// After a write stored `value`: it enters the tier. A direct write (`cache_entry`)
-    /// first drops the key again, so that a value read from the store before the write
-    /// landed (under the write's own ticket) cannot stay.
+    /// only drops the key again, and the next read fills it from the store: a value read
+    /// before the write landed cannot stay, and neither can the written one when a clear
+    /// (here, or announced by the bus) came between the store's answer and this call,
+    /// which no ticket taken now could see.
     pub(crate) fn stored(&self, key: K, value: V, hash: u64, ticket: TierTicket, direct: bool) {
-        let ticket = match direct {
-            true => {
-                self.remove(&key);
-                self.ticket()
-            }
-            false => ticket,
-        };
-        self.fill(key, value, wall_ms(), hash, ticket);
+        if direct {
+            self.remove(&key);
+        } else {
+            self.fill(key, value, wall_ms(), hash, ticket);
+        }
     }
 
     /// Before a direct write of `key`: its value here goes and fills that began before
