@@ -27,6 +27,38 @@ pub(crate) const RETRY: Duration = Duration::from_millis(100);
 /// The longest wait between two retries.
 const RETRY_MAX: Duration = Duration::from_millis(400);
 
+/// Where a clear goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The entries in the shared store.
+    Store,
+    /// The other processes' memory, through the bus (distributed_memory, and the tiers
+    /// after a direct write).
+    Bus,
+    /// Both, the store first (a function with a `local` tier, tag invalidations).
+    StoreAndBus,
+}
+
+impl Target {
+    /// The store's target for a function: with a `local` tier, the bus too.
+    pub(crate) fn store_of(function: &memo_core::CachedFunction) -> Target {
+        match function.local_tier() {
+            Some(_) => Target::StoreAndBus,
+            None => Target::Store,
+        }
+    }
+
+    /// Where tag invalidations go: the store, and the bus (the other processes' `local`
+    /// tiers, of functions this program may not know of).
+    pub(crate) fn of_tags() -> Target {
+        Target::StoreAndBus
+    }
+
+    pub(crate) fn reaches_store(self) -> bool {
+        matches!(self, Target::Store | Target::StoreAndBus)
+    }
+}
+
 /// What a clear removes: everything, the entries with every `name=hex` segment, one
 /// entry, or the entries of any function carrying any of some tags.
 #[derive(Debug, Clone, PartialEq, Eq)]

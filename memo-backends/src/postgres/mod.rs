@@ -631,11 +631,8 @@ impl BackendKind for PostgresBackend {
         selector: Option<&Selector>,
     ) -> Result<usize, Error> {
         let ns = namespace(function, Config::global());
-        let what = match selector.and_then(|s| function.resolve(s)) {
-            Some(resolved) => What::Matching(selected(function, &resolved)),
-            None => What::All,
-        };
-        invalidate(&ns, Target::store_of(function), what).map_err(|m| Db::global().error(function.path(), m))
+        invalidate(&ns, Target::store_of(function), What::of(function, selector))
+            .map_err(|m| Db::global().error(function.path(), m))
     }
 
     fn sweep(&self) -> Result<usize, Error> {

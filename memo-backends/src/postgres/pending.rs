@@ -10,38 +10,11 @@ use memo_core::CachedFunction;
 
 use super::bus::Bus;
 use super::conn::{Postgres, Session};
-pub(crate) use crate::retries::What;
 use crate::retries::{Retries, Store};
+pub(crate) use crate::retries::{Target, What};
 
 /// The scope of tag invalidations, which concern every function.
 pub(crate) const TAGS: &str = "";
-
-/// Where a clear goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// The rows in the table.
-    Store,
-    /// The other processes' tiers, through the bus (after a direct write).
-    Bus,
-    /// Both, the table first (a function with a `local` tier).
-    StoreAndBus,
-}
-
-impl Target {
-    /// The store's target for a function: with a `local` tier, the bus too.
-    pub(crate) fn store_of(function: &CachedFunction) -> Target {
-        match function.local_tier() {
-            Some(_) => Target::StoreAndBus,
-            None => Target::Store,
-        }
-    }
-
-    /// Where tag invalidations go: the table, and the bus (the other processes' `local`
-    /// tiers, which this program may not know of).
-    pub(crate) fn of_tags() -> Target {
-        Target::StoreAndBus
-    }
-}
 
 /// A clear's scope: a function's namespace (or [`TAGS`]) and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,9 +75,9 @@ pub(crate) async fn invalidate_async(ns: &str, target: Target, what: What) -> Re
 }
 
 async fn apply(c: Session, ns: &str, target: Target, what: &What) -> Result<usize, tokio_postgres::Error> {
-    let removed = match target {
-        Target::Bus => 0,
-        Target::Store | Target::StoreAndBus => apply_store(&c, ns, what).await?,
+    let removed = match target.reaches_store() {
+        true => apply_store(&c, ns, what).await?,
+        false => 0,
     };
     if target != Target::Store {
         // Once the table has changed: told before, another process could read the

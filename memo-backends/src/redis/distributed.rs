@@ -2,7 +2,7 @@
 //! process through Redis pub/sub. A hit makes no network round trip.
 
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use memo_core::{
@@ -15,7 +15,7 @@ use super::bus::Bus;
 use super::conn::Redis;
 use super::namespace::{hex, selected, Namespace};
 use super::pending::{self, invalidate, invalidate_async, Target, What};
-use crate::tier::{Listener, Local};
+use crate::tier::Local;
 use crate::Memory;
 
 /// Values in local memory (LRU, `limit`, `expire` as for `memory`); a clear in any
@@ -70,16 +70,9 @@ where
         tags: Option<RenderTags<K>>,
     ) -> Result<Self, Error> {
         let memory = Memory::open(function, policy, strict, None)?;
-        let local = Arc::new(Local {
-            memory,
-            function,
-            tags,
-            generation: AtomicU64::new(0),
-            epoch: AtomicU64::new(0),
-        });
         let ns = Namespace::of(function, Config::global());
         let bus = Bus::global();
-        bus.listen(ns.base(), Arc::clone(&local) as Arc<dyn Listener>);
+        let local = Local::listening(memory, function, tags, ns.base(), bus);
         Ok(DistributedMemory { local, ns, bus, redis: Redis::global() })
     }
 

@@ -593,13 +593,13 @@ macro_rules! redis_kind {
                 sweep_async()
             }
             fn invalidate_tags(&self, tags: &[String]) -> Result<usize, Error> {
-                invalidate(&Namespace::tags(Config::global()), tag_target(), What::Tags(tags.to_vec()))
+                invalidate(&Namespace::tags(Config::global()), Target::of_tags(), What::Tags(tags.to_vec()))
                     .map_err(|m| Redis::global().error(self.name(), "invalidate_tags", m))
             }
             fn invalidate_tags_async(&self, tags: Vec<String>) -> BoxFuture<'static, Result<usize, Error>> {
                 let name = self.name();
                 Box::pin(async move {
-                    invalidate_async(&Namespace::tags(Config::global()), tag_target(), What::Tags(tags))
+                    invalidate_async(&Namespace::tags(Config::global()), Target::of_tags(), What::Tags(tags))
                         .await
                         .map_err(|m| Redis::global().error(name, "invalidate_tags", m))
                 })
@@ -630,12 +630,6 @@ fn cold_clear(
     let ns = Namespace::of(function, Config::global());
     invalidate(&ns, Target::store_of(function), What::of(function, selector))
         .map_err(|m| Redis::global().error(backend, function.path(), m))
-}
-
-/// Where tag invalidations of json and pickle entries go: Redis, and the bus (the other
-/// processes' `local` tiers, which this program may not know of).
-fn tag_target() -> Target {
-    Target::StoreAndBus
 }
 
 /// The pattern of every key under the configured prefix.

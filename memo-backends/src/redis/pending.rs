@@ -10,33 +10,8 @@ use super::bus::Bus;
 use super::conn::{block, Io, Redis};
 use super::namespace::Namespace;
 use super::ops;
-pub(crate) use crate::retries::What;
 use crate::retries::{Retries, Store};
-
-/// Where a clear goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// The entries stored in Redis (json, pickle).
-    Store,
-    /// The other processes' memory, through the bus (distributed_memory).
-    Bus,
-    /// Both, the store first (json and pickle with a `local` tier).
-    StoreAndBus,
-}
-
-impl Target {
-    /// The store's target for a function: with a `local` tier, the bus too.
-    pub(crate) fn store_of(function: &memo_core::CachedFunction) -> Target {
-        match function.local_tier() {
-            Some(_) => Target::StoreAndBus,
-            None => Target::Store,
-        }
-    }
-
-    fn reaches_store(self) -> bool {
-        matches!(self, Target::Store | Target::StoreAndBus)
-    }
-}
+pub(crate) use crate::retries::{Target, What};
 
 /// A clear's scope: a function's namespace (or the tags pseudo-namespace) and target.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
 
 use memo_core::{Backend, CachedFunction, RenderTags};
 use serde::Serialize;
@@ -52,6 +53,31 @@ where
         if let Err(err) = memo_core::clear_private_downstream(self.function) {
             tracing::debug!(function = self.function.path(), %err, "memo-alchemy: a dependent could not be cleared");
         }
+    }
+}
+
+impl<K, V> Local<K, V>
+where
+    K: Serialize + Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// `memory`'s values, listening on `bus` for the invalidations of namespace `ns`.
+    pub(crate) fn listening(
+        memory: Memory<K, V>,
+        function: &'static CachedFunction,
+        tags: Option<RenderTags<K>>,
+        ns: &str,
+        bus: &dyn super::Bus,
+    ) -> Arc<Self> {
+        let local = Arc::new(Local {
+            memory,
+            function,
+            tags,
+            generation: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
+        });
+        bus.listen(ns, Arc::clone(&local) as Arc<dyn Listener>);
+        local
     }
 }
 

@@ -111,14 +111,7 @@ where
     ) -> Result<Self, Error> {
         let limit = Limit::from_setting(i64::try_from(n).unwrap_or(i64::MAX)).unwrap_or(Limit::Unbounded);
         let memory = Memory::open(function, Policy::new(limit, Expire::Never), strict, None)?;
-        let local = Arc::new(Local {
-            memory,
-            function,
-            tags,
-            generation: AtomicU64::new(0),
-            epoch: AtomicU64::new(0),
-        });
-        bus.listen(ns, Arc::clone(&local) as Arc<dyn Listener>);
+        let local = Local::listening(memory, function, tags, ns, bus);
         Ok(Tier { local, bus, policy, clearing: AtomicUsize::new(0) })
     }
 
